@@ -1,0 +1,41 @@
+# `make demo` and `make test` work on a fresh machine: they create .venv and install everything.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test lint format bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# The offline demo: synthesize procedural CLEVR counting problems into ./tracemill-data.
+demo: $(STAMP)
+	PREFECT_SERVER_ANALYTICS_ENABLED=false $(PY) -m flows.problems --config configs/demo.yaml
+
+# Lint, then the whole suite. The tests start what they need (a Prefect test server, a SeaweedFS
+# S3 server on loopback) and stop it again.
+test: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	PREFECT_SERVER_ANALYTICS_ENABLED=false $(PY) -m pytest
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: $(STAMP)
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+bench: $(STAMP)
+	$(PY) bench/clevr_problems.py
+	$(PY) bench/store_io.py
+
+clean:
+	rm -rf $(VENV) tracemill-data .pytest_cache

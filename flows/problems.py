@@ -1,0 +1,56 @@
+"""The problems flow: synthesize a problems dataset from CLEVR files or the procedural generator."""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger, unmapped
+from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact, update_progress_artifact
+from prefect.futures import as_completed
+
+from blocks.object_store import open_store
+from tasks.caching import result_storage
+from tasks.problems import commit_problems, synthesize_shard
+from tracemill import problems
+from tracemill.config import ClevrProceduralSource, ClevrSource, StoreConfig
+
+
+@flow(name="synthesize-problems")
+def synthesize_problems(
+    source: ClevrSource = ClevrProceduralSource(),  # noqa: B008 - pydantic defaults render in the UI form
+    store: StoreConfig = StoreConfig(),  # noqa: B008
+    force: bool = False,
+) -> str:
+    """Write the problems dataset for ``source`` and return its URI; a rerun reuses every finished shard."""
+    logger = get_run_logger()
+    where = open_store(store)
+    inputs = problems.input_fingerprints(source, where)
+    dataset = where.dataset(problems.STAGE, problems.stage_fingerprint(source, where), "problem")
+    num_shards = problems.num_shards(source, where)
+    logger.info("problems dataset %s: %d shard(s)", dataset.uri, num_shards)
+
+    shard_task = synthesize_shard.with_options(result_storage=result_storage(where), refresh_cache=force or None)
+    progress = create_progress_artifact(progress=0.0, key="problems-progress", description="Problem shards written")
+    futures = shard_task.map(unmapped(source), unmapped(dataset), range(num_shards), unmapped(force))
+    for done, _ in enumerate(as_completed(futures), start=1):
+        update_progress_artifact(progress, progress=100.0 * done / num_shards)
+    futures.result()  # raises the first shard failure, naming the shard's task run
+
+    manifest = commit_problems(source, dataset, num_shards, inputs, force)
+    create_table_artifact(
+        key="problems-shards",
+        table=[{"shard": s["index"], "file": s["file"], "rows": s["rows"]} for s in manifest["shards"]],
+        description=f"Shards of {dataset.uri}",
+    )
+    create_markdown_artifact(
+        key="problems-summary",
+        markdown=(
+            f"# Problems dataset\n\n* location: `{dataset.uri}`\n* fingerprint: `{dataset.fingerprint}`\n"
+            f"* rows: {manifest['rows']} in {len(manifest['shards'])} shard(s)\n* source: `{source.kind}`\n"
+        ),
+        description="Problems dataset summary",
+    )
+    logger.info("problems dataset complete: %s (%d rows)", dataset.uri, manifest["rows"])
+    return dataset.uri
+
+
+if __name__ == "__main__":
+    synthesize_problems()

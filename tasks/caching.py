@@ -1,0 +1,69 @@
+"""Shard caching and retries shared by every stage task.
+
+Prefect's default cache policy includes the run id and so never skips work across runs; the
+shard policy keys on what determines a shard's content instead: (store, stage, fingerprint,
+shard index). Results are persisted inside the store itself, where every worker can read them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from prefect import Task
+from prefect.cache_policies import CachePolicy
+from prefect.client.schemas.objects import State, TaskRun
+from prefect.context import TaskRunContext
+from prefect.filesystems import LocalFileSystem, RemoteFileSystem, WritableFileSystem
+from prefect.tasks import exponential_backoff
+
+from tracemill.store import Dataset, SchemaMismatchError, ShardNotFoundError, Store, StoreUnavailableError
+
+
+@dataclass
+class ShardCachePolicy(CachePolicy):
+    """Key a shard task on its dataset's store, stage and fingerprint and on the shard index."""
+
+    def compute_key(
+        self, task_ctx: TaskRunContext, inputs: dict[str, Any], flow_parameters: dict[str, Any], **kwargs: Any
+    ) -> str | None:
+        dataset: Dataset = inputs["dataset"]
+        where = hashlib.sha256(dataset.store.url.encode()).hexdigest()[:8]
+        return f"{dataset.stage}-{dataset.fingerprint}-{inputs['shard']:05d}-{where}"
+
+
+SHARD_CACHE = ShardCachePolicy()
+
+
+def result_storage(store: Store) -> WritableFileSystem:
+    """Task results live in ``{store}/_prefect``: reachable by every worker that reaches the store."""
+    path = f"{store.root}/_prefect"
+    if store.is_local:
+        return LocalFileSystem(basepath=os.path.abspath(path))
+    return RemoteFileSystem(basepath=store.uri(path), settings=dict(store.storage_options))
+
+
+def is_transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
+    """Retry storage and network faults; never configuration or data errors, which would fail again."""
+    try:
+        state.result()
+    except (StoreUnavailableError, ConnectionError, TimeoutError):
+        return True
+    except (ShardNotFoundError, SchemaMismatchError, ValueError, TypeError, KeyError, MemoryError):
+        return False
+    except OSError:
+        return True
+    except Exception:
+        return False
+    return False
+
+
+# Transient faults back off exponentially with jitter, so retried shards do not stampede the store.
+RETRIES: dict[str, Any] = {
+    "retries": 3,
+    "retry_delay_seconds": exponential_backoff(backoff_factor=2),
+    "retry_jitter_factor": 0.5,
+    "retry_condition_fn": is_transient,
+}

