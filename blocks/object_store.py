@@ -19,7 +19,9 @@ class ObjectStore(Block):
     _description = "Endpoint and credentials of an S3-compatible store that tracemill datasets live in."
 
     endpoint_url: str | None = Field(
-        None, description="S3 endpoint, e.g. http://seaweedfs:8333; empty for AWS S3.", examples=["http://127.0.0.1:8333"]
+        None,
+        description="S3 endpoint, e.g. http://seaweedfs:8333; empty for AWS S3.",
+        examples=["http://127.0.0.1:8333"],
     )
     access_key_id: SecretStr | None = Field(None, description="Access key id.")
     secret_access_key: SecretStr | None = Field(None, description="Secret access key.")

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import argparse
+
 from prefect import flow, get_run_logger, unmapped
-from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact, update_progress_artifact
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
 from prefect.futures import as_completed
 
 from blocks.object_store import open_store
 from tasks.caching import result_storage
 from tasks.problems import commit_problems, synthesize_shard
 from tracemill import problems
-from tracemill.config import ClevrProceduralSource, ClevrSource, StoreConfig
+from tracemill.config import ClevrProceduralSource, ClevrSource, ProblemsConfig, StoreConfig, load_yaml
 
 
 @flow(name="synthesize-problems")
@@ -52,5 +59,16 @@ def synthesize_problems(
     return dataset.uri
 
 
+def main(argv: list[str] | None = None) -> None:
+    """``python -m flows.problems [--config FILE] [--force]``: run the flow, print the dataset location."""
+    parser = argparse.ArgumentParser(description="Synthesize a CLEVR counting problems dataset.")
+    parser.add_argument("--config", help="YAML file with `source:` and `store:` (ProblemsConfig)")
+    parser.add_argument("--force", action="store_true", help="recompute every shard")
+    args = parser.parse_args(argv)
+    config = load_yaml(args.config) if args.config else ProblemsConfig()
+    uri = synthesize_problems(source=config.source, store=config.store, force=args.force)
+    print(f"problems dataset: {uri}")
+
+
 if __name__ == "__main__":
-    synthesize_problems()
+    main()

@@ -24,6 +24,29 @@ import pytest
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
+@pytest.fixture
+def problem_table() -> Any:
+    """Build a problems table of ``count`` made-up rows numbered from ``start``."""
+    from tracemill.records import PROBLEM, to_table
+
+    def build(count: int, start: int = 0) -> Any:
+        rows = [
+            {
+                "problem_id": f"p{i}",
+                "source": "test",
+                "split": "train",
+                "question": f"How many {i}?",
+                "answer": str(i),
+                "answer_type": "integer",
+                "choices": [str(i)] if i % 2 else None,
+            }
+            for i in range(start, start + count)
+        ]
+        return to_table(rows, PROBLEM)
+
+    return build
+
+
 @pytest.fixture(scope="session")
 def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real Prefect API server (SQLite), started once per session: startup takes ~20 s here."""

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tracemill.records import PROBLEM, to_table
+from tracemill.records import PROBLEM
 from tracemill.store import (
     CorruptShardError,
     SchemaMismatchError,
@@ -21,28 +21,10 @@ from tracemill.store import (
 )
 
 
-def _rows(start: int, count: int) -> pa.Table:
-    return to_table(
-        [
-            {
-                "problem_id": f"p{i}",
-                "source": "test",
-                "split": "train",
-                "question": f"How many {i}?",
-                "answer": str(i),
-                "answer_type": "integer",
-                "choices": [str(i)] if i % 2 else None,
-            }
-            for i in range(start, start + count)
-        ],
-        PROBLEM,
-    )
-
-
-def test_round_trip_list_read_stream(tmp_path):
+def test_round_trip_list_read_stream(tmp_path, problem_table):
     store = Store(str(tmp_path / "store"))
     ds = store.dataset("problems", "abc123", "problem")
-    tables = [_rows(0, 5), _rows(5, 0), _rows(5, 7)]
+    tables = [problem_table(5), problem_table(0, 5), problem_table(7, 5)]
     for index, table in enumerate(tables):
         info = ds.write_shard(index, table)
         assert info.rows == table.num_rows and info.path.endswith(f"part-{index:05d}.parquet")
@@ -65,9 +47,9 @@ def test_round_trip_list_read_stream(tmp_path):
     assert pa.Table.from_batches(batches).equals(expected)
 
 
-def test_layout_is_stage_fingerprint_part(tmp_path):
+def test_layout_is_stage_fingerprint_part(tmp_path, problem_table):
     ds = Store(str(tmp_path)).dataset("problems", "f00d", "problem")
-    ds.write_shard(7, _rows(0, 1))
+    ds.write_shard(7, problem_table(1))
     assert (tmp_path / "problems/f00d/part-00007.parquet").is_file()
     assert pq.read_table(tmp_path / "problems/f00d/part-00007.parquet").num_rows == 1
 
@@ -86,21 +68,21 @@ def test_fingerprint_covers_stage_config_code_and_inputs():
     assert base not in variants and len(variants) == 5
 
 
-def test_missing_shard_and_manifest_name_the_path(tmp_path):
+def test_missing_shard_and_manifest_name_the_path(tmp_path, problem_table):
     ds = Store(str(tmp_path)).dataset("problems", "abc", "problem")
     with pytest.raises(ShardNotFoundError, match=r"problems/abc/part-00003\.parquet: does not exist"):
         ds.read_shard(3)
     with pytest.raises(ShardNotFoundError, match=r"problems/abc/_manifest\.json"):
         ds.read()
-    ds.write_shard(0, _rows(0, 2))
+    ds.write_shard(0, problem_table(2))
     with pytest.raises(ShardNotFoundError, match=r"part-00001\.parquet"):
         ds.commit(2, config={}, code_version="v1")
     assert not ds.is_complete()
 
 
-def test_corrupt_shard_and_manifest_name_the_path(tmp_path):
+def test_corrupt_shard_and_manifest_name_the_path(tmp_path, problem_table):
     ds = Store(str(tmp_path)).dataset("problems", "abc", "problem")
-    ds.write_shard(0, _rows(0, 3))
+    ds.write_shard(0, problem_table(3))
     path = tmp_path / "problems/abc/part-00000.parquet"
     path.write_bytes(path.read_bytes()[:40])
     with pytest.raises(CorruptShardError, match=r"part-00000\.parquet: not a readable Parquet file"):
@@ -110,13 +92,15 @@ def test_corrupt_shard_and_manifest_name_the_path(tmp_path):
         ds.manifest()
 
 
-def test_schema_mismatch_on_write_and_read(tmp_path):
+def test_schema_mismatch_on_write_and_read(tmp_path, problem_table):
     ds = Store(str(tmp_path)).dataset("problems", "abc", "problem")
-    wrong = _rows(0, 2).drop_columns(["extra"])
-    with pytest.raises(SchemaMismatchError, match=r"part-00000\.parquet: not a problem table: missing fields \['extra'\]"):
+    wrong = problem_table(2).drop_columns(["extra"])
+    with pytest.raises(
+        SchemaMismatchError, match=r"part-00000\.parquet: not a problem table: missing fields \['extra'\]"
+    ):
         ds.write_shard(0, wrong)
     assert not (tmp_path / "problems/abc/part-00000.parquet").exists()
-    cast = _rows(0, 2).cast(PROBLEM.set(PROBLEM.get_field_index("level"), pa.field("level", pa.large_string())))
+    cast = problem_table(2).cast(PROBLEM.set(PROBLEM.get_field_index("level"), pa.field("level", pa.large_string())))
     with pytest.raises(SchemaMismatchError, match="field 'level' is large_string, expected string"):
         ds.write_shard(0, cast)
     # A shard written by someone else with another schema is refused on read.
@@ -128,7 +112,7 @@ def test_schema_mismatch_on_write_and_read(tmp_path):
         Store(str(tmp_path)).dataset("problems", "abc", "problems")
 
 
-def test_unreachable_storage_names_the_path():
+def test_unreachable_storage_names_the_path(problem_table):
     store = Store(
         "s3://tracemill-nowhere/prefix",
         {
@@ -141,13 +125,13 @@ def test_unreachable_storage_names_the_path():
     )
     ds = store.dataset("problems", "abc", "problem")
     with pytest.raises(StoreUnavailableError, match=r"s3://tracemill-nowhere/prefix/problems/abc/part-00000\.parquet"):
-        ds.write_shard(0, _rows(0, 1))
+        ds.write_shard(0, problem_table(1))
     with pytest.raises(StoreUnavailableError, match=r"s3://tracemill-nowhere/prefix/problems/abc/_manifest\.json"):
         ds.manifest()
     assert "secret" not in repr(store) and "'s'" not in repr(store)
 
 
-def test_failed_write_leaves_no_shard_and_no_temporary(tmp_path, monkeypatch):
+def test_failed_write_leaves_no_shard_and_no_temporary(tmp_path, problem_table, monkeypatch):
     ds = Store(str(tmp_path)).dataset("problems", "abc", "problem")
 
     def broken_replace(src, dst):
@@ -155,7 +139,7 @@ def test_failed_write_leaves_no_shard_and_no_temporary(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "replace", broken_replace)
     with pytest.raises(StoreUnavailableError, match="disk full"):
-        ds.write_shard(0, _rows(0, 3))
+        ds.write_shard(0, problem_table(3))
     assert list((tmp_path / "problems/abc").iterdir()) == []
     assert not ds.has_shard(0)
 
@@ -164,7 +148,6 @@ def test_killed_writer_never_leaves_a_partial_shard(tmp_path):
     """SIGKILL a process in the middle of writing large shards: every visible shard reads whole."""
     script = textwrap.dedent(
         f"""
-        import pyarrow as pa
         from tracemill.records import PROBLEM, to_table
         from tracemill.store import Store
         rows = [dict(problem_id=f"p{{i}}", source="s", split="t", question="q" * 200 + str(i),

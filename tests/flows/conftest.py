@@ -1,0 +1,36 @@
+import json
+
+import pytest
+
+
+@pytest.fixture
+def clevr_files(tmp_path):
+    """A tiny CLEVR scenes/questions pair in the released format."""
+    obj = {"size": "large", "color": "red", "material": "rubber", "shape": "cube", "rotation": 10.0}
+    objects = [
+        {**obj, "3d_coords": [-1.0, 0.0, 0.7], "pixel_coords": [100, 150, 10.0]},
+        {**obj, "color": "blue", "3d_coords": [1.0, 0.0, 0.7], "pixel_coords": [300, 150, 11.0]},
+        {**obj, "shape": "sphere", "3d_coords": [0.0, 2.0, 0.7], "pixel_coords": [200, 100, 12.0]},
+    ]
+    scene = {
+        "image_index": 0,
+        "image_filename": "CLEVR_val_000000.png",
+        "split": "val",
+        "objects": objects,
+        "relationships": {"left": [[], [0], []], "right": [[1], [], []], "front": [[], [], []], "behind": [[], [], []]},
+        "directions": {},
+    }
+    program = [
+        {"function": "scene", "inputs": [], "value_inputs": []},
+        {"function": "filter_color", "inputs": [0], "value_inputs": ["red"]},
+        {"function": "count", "inputs": [1], "value_inputs": []},
+    ]
+    questions = [
+        {"image_filename": "CLEVR_val_000000.png", "image_index": 0, "question_index": 0, "question_family_index": 1,
+         "question": "How many red things are there?", "answer": "2", "program": program, "split": "val"},
+    ]  # fmt: skip
+    scenes_path = tmp_path / "scenes.json"
+    questions_path = tmp_path / "questions.json"
+    scenes_path.write_text(json.dumps({"info": {}, "scenes": [scene]}))
+    questions_path.write_text(json.dumps({"info": {}, "questions": questions}))
+    return scenes_path, questions_path

@@ -1,0 +1,37 @@
+import json
+
+import pytest
+import s3fs
+
+
+@pytest.fixture
+def clevr_files_s3(s3_server):
+    """A tiny CLEVR scenes/questions pair uploaded to the S3 server; returns their s3:// URLs."""
+    obj = {"size": "small", "color": "green", "material": "metal", "shape": "cylinder", "rotation": 42.0}
+    scene = {
+        "image_index": 0,
+        "image_filename": "CLEVR_train_000001.png",
+        "split": "train",
+        "objects": [
+            {**obj, "3d_coords": [0.5, 0.5, 0.35], "pixel_coords": [250, 160, 11.5]},
+            {**obj, "color": "gray", "3d_coords": [-2.0, 1.0, 0.35], "pixel_coords": [150, 120, 12.5]},
+        ],
+        "relationships": {"left": [[1], []], "right": [[], [0]], "front": [[], []], "behind": [[], []]},
+    }
+    question = {
+        "image_filename": "CLEVR_train_000001.png",
+        "question_index": 0,
+        "question": "How many green cylinders are there?",
+        "answer": 1,
+        "program": [
+            {"type": "scene", "inputs": [], "side_inputs": []},
+            {"type": "filter_color", "inputs": [0], "side_inputs": ["green"]},
+            {"type": "filter_shape", "inputs": [1], "side_inputs": ["cylinder"]},
+            {"type": "count", "inputs": [2], "side_inputs": []},
+        ],
+    }
+    fs = s3fs.S3FileSystem(**s3_server.storage_options())
+    prefix = f"{s3_server.bucket}/inputs"
+    fs.pipe_file(f"{prefix}/scenes.json", json.dumps({"info": {}, "scenes": [scene]}).encode())
+    fs.pipe_file(f"{prefix}/questions.json", json.dumps({"info": {}, "questions": [question]}).encode())
+    return f"s3://{prefix}/scenes.json", f"s3://{prefix}/questions.json"

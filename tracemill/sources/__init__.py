@@ -1,0 +1,1 @@
+"""Problem sources: where problems come from before any teacher sees them."""
