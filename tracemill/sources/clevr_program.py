@@ -94,47 +94,62 @@ def _read_node(index: int, raw: Any) -> tuple[str, list[int], list[str]]:
     function = raw.get("function", raw.get("type"))
     if not isinstance(function, str) or not function:
         raise ProgramError(f"node {index}: no function name under 'function' or 'type'")
+    where = f"node {index} ({function})"
     inputs = raw.get("inputs", [])
-    if not isinstance(inputs, list) or not all(type(i) is int for i in inputs):
-        raise ProgramError(f"node {index} ({function}): inputs must be a list of node indices, got {inputs!r}")
+    if not isinstance(inputs, list):
+        raise ProgramError(f"{where}: inputs must be a list of node indices, got {inputs!r}")
     for i in inputs:
-        if not 0 <= i < index:
-            raise ProgramError(f"node {index} ({function}): input {i} is not an earlier node")
+        if type(i) is not int or not 0 <= i < index:
+            raise ProgramError(f"{where}: input {i!r} is not the index of an earlier node")
     values = raw.get("value_inputs", raw.get("side_inputs", []))
-    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-        raise ProgramError(f"node {index} ({function}): value inputs must be a list of strings, got {values!r}")
+    if not isinstance(values, list) or any(type(v) is not str for v in values):
+        raise ProgramError(f"{where}: value inputs must be a list of strings, got {values!r}")
     return function, inputs, values
 
 
 def _append(
-    index: int, function: str, inputs: list[int], values: list[str], nodes: list[dict], kinds: list[str]
+    index: int,
+    function: str,
+    inputs: list[int],
+    values: list[str],
+    nodes: list[dict[str, Any]],
+    kinds: list[str],
 ) -> int:
+    """Append one primitive node after checking its inputs and values; its position."""
     signature = SIGNATURES.get(function)
     if signature is None:
         raise ProgramError(f"node {index}: unknown function {function!r}")
+    where = f"node {index} ({function})"
     input_kinds, output_kind, value_count = signature
     if len(inputs) != len(input_kinds):
-        raise ProgramError(f"node {index} ({function}): takes {len(input_kinds)} input(s), got {len(inputs)}")
+        raise ProgramError(f"{where}: takes {len(input_kinds)} input(s), got {len(inputs)}")
     if len(values) != value_count:
-        raise ProgramError(f"node {index} ({function}): takes {value_count} value input(s), got {values!r}")
-    for position, (i, kind) in enumerate(zip(inputs, input_kinds, strict=True)):
-        if kinds[i] != kind:
-            raise ProgramError(f"node {index} ({function}): input {position} gives {kinds[i]}, expected {kind}")
+        raise ProgramError(f"{where}: takes {value_count} value input(s), got {values!r}")
+    for position, (i, expected) in enumerate(zip(inputs, input_kinds, strict=True)):
+        if kinds[i] != expected:
+            raise ProgramError(f"{where}: input {position} gives {kinds[i]}, expected {expected}")
     nodes.append({"function": function, "inputs": list(inputs), "value_inputs": list(values)})
     kinds.append(output_kind)
     return len(nodes) - 1
 
 
 def _expand(
-    index: int, function: str, inputs: list[int], values: list[str], nodes: list[dict], kinds: list[str]
+    index: int,
+    function: str,
+    inputs: list[int],
+    values: list[str],
+    nodes: list[dict[str, Any]],
+    kinds: list[str],
 ) -> int:
+    """Append the primitive nodes of one compact node; the position of the last."""
+    where = f"node {index} ({function})"
     starts_with_relate, tail = COMPACT[function]
     if len(inputs) != 1:
-        raise ProgramError(f"node {index} ({function}): takes 1 input, got {len(inputs)}")
+        raise ProgramError(f"{where}: takes 1 input, got {len(inputs)}")
     current = inputs[0]
     if starts_with_relate:
         if not values or values[0] not in RELATIONS:
-            raise ProgramError(f"node {index} ({function}): first value must be one of {RELATIONS}, got {values!r}")
+            raise ProgramError(f"{where}: first value must be one of {RELATIONS}, got {values!r}")
         current = _append(index, "relate", [current], values[:1], nodes, kinds)
         values = values[1:]
     for value in values:
@@ -142,12 +157,12 @@ def _expand(
             continue
         attribute = _ATTRIBUTE_OF.get(value)
         if attribute is None:
-            raise ProgramError(f"node {index} ({function}): {value!r} is no CLEVR attribute value")
+            raise ProgramError(f"{where}: {value!r} is no CLEVR attribute value")
         current = _append(index, f"filter_{attribute}", [current], [value], nodes, kinds)
     if tail is not None:
         current = _append(index, tail, [current], [], nodes, kinds)
     elif kinds[current] != OBJECTS:
-        raise ProgramError(f"node {index} ({function}): input gives {kinds[current]}, expected {OBJECTS}")
+        raise ProgramError(f"{where}: input gives {kinds[current]}, expected {OBJECTS}")
     return current
 
 
@@ -217,23 +232,29 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
-def execute(program: list[dict[str, Any]], scene: dict[str, Any]) -> Answer:
+def execute(program: list[dict[str, Any]], scene: dict[str, Any], *, normalized: bool = False) -> Answer:
     """The answer of ``program`` on ``scene``: a count, a yes/no or an attribute value.
 
     Object sets are sets of indices into ``scene["objects"]``; ``relate`` reads the scene's own
     ``relationships`` table. Raises :class:`ProgramError` (naming the normalised node) when a
     ``unique`` does not select exactly one object or the scene lacks what the program needs.
+    ``normalized=True`` skips :func:`normalize_program` for a program already in that form (the
+    generator builds thousands a second); nodes are then trusted as they are.
     """
-    nodes = normalize_program(program)
+    nodes = program if normalized else normalize_program(program)
     last = nodes[-1]["function"]
+    if last not in SIGNATURES:
+        raise ProgramError(f"node {len(nodes) - 1}: unknown function {last!r}")
     if SIGNATURES[last][1] in (OBJECTS, OBJECT):
         raise ProgramError(f"the program ends in {last}, which gives objects, not an answer")
     outputs: list[Any] = []
     for index, node in enumerate(nodes):
         function = node["function"]
-        args = [outputs[i] for i in node["inputs"]]
+        handler = HANDLERS.get(function)
+        if handler is None:
+            raise ProgramError(f"node {index}: unknown function {function!r}")
         try:
-            outputs.append(HANDLERS[function](scene, args, node["value_inputs"]))
+            outputs.append(handler(scene, [outputs[i] for i in node["inputs"]], node["value_inputs"]))
         except ProgramError as exc:
             raise ProgramError(f"node {index} ({function}): {exc}") from None
         except (KeyError, IndexError, TypeError) as exc:
