@@ -14,7 +14,7 @@ from prefect.artifacts import (
 from prefect.futures import as_completed
 
 from blocks.object_store import open_store
-from tasks.caching import result_storage
+from blocks.store_results import result_storage
 from tasks.problems import commit_problems, synthesize_shard
 from tracemill import problems
 from tracemill.config import ClevrProceduralSource, ClevrSource, ProblemsConfig, StoreConfig, load_yaml
@@ -34,7 +34,7 @@ def synthesize_problems(
     num_shards = problems.num_shards(source, where)
     logger.info("problems dataset %s: %d shard(s)", dataset.uri, num_shards)
 
-    shard_task = synthesize_shard.with_options(result_storage=result_storage(where), refresh_cache=force or None)
+    shard_task = synthesize_shard.with_options(result_storage=result_storage(store), refresh_cache=force or None)
     progress = create_progress_artifact(progress=0.0, key="problems-progress", description="Problem shards written")
     futures = shard_task.map(unmapped(source), unmapped(dataset), range(num_shards), unmapped(force))
     for done, _ in enumerate(as_completed(futures), start=1):

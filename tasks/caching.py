@@ -2,13 +2,13 @@
 
 Prefect's default cache policy includes the run id and so never skips work across runs; the
 shard policy keys on what determines a shard's content instead: (store, stage, fingerprint,
-shard index). Results are persisted inside the store itself, where every worker can read them.
+shard index). Flows persist the results inside the store itself, where every worker can read them
+(see ``blocks.store_results``).
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,10 +16,9 @@ from prefect import Task
 from prefect.cache_policies import CachePolicy
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.context import TaskRunContext
-from prefect.filesystems import LocalFileSystem, RemoteFileSystem, WritableFileSystem
 from prefect.tasks import exponential_backoff
 
-from tracemill.store import Dataset, SchemaMismatchError, ShardNotFoundError, Store, StoreUnavailableError
+from tracemill.store import Dataset, SchemaMismatchError, ShardNotFoundError, StoreUnavailableError
 
 
 @dataclass
@@ -35,14 +34,6 @@ class ShardCachePolicy(CachePolicy):
 
 
 SHARD_CACHE = ShardCachePolicy()
-
-
-def result_storage(store: Store) -> WritableFileSystem:
-    """Task results live in ``{store}/_prefect``: reachable by every worker that reaches the store."""
-    path = f"{store.root}/_prefect"
-    if store.is_local:
-        return LocalFileSystem(basepath=os.path.abspath(path))
-    return RemoteFileSystem(basepath=store.uri(path), settings=dict(store.storage_options))
 
 
 def is_transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:

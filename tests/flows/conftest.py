@@ -28,6 +28,9 @@ def clevr_files(tmp_path):
     questions = [
         {"image_filename": "CLEVR_val_000000.png", "image_index": 0, "question_index": 0, "question_family_index": 1,
          "question": "How many red things are there?", "answer": "2", "program": program, "split": "val"},
+        {"image_filename": "CLEVR_val_000000.png", "image_index": 0, "question_index": 1, "question_family_index": 1,
+         "question": "How many cubes are there?", "answer": "2", "split": "val",
+         "program": [program[0], {"function": "filter_shape", "inputs": [0], "value_inputs": ["cube"]}, program[2]]},
     ]  # fmt: skip
     scenes_path = tmp_path / "scenes.json"
     questions_path = tmp_path / "questions.json"

@@ -84,4 +84,8 @@ def test_problems_flow_writes_and_reads_through_s3(prefect_api, s3_server, clevr
         logs = client.read_logs(
             log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[state.state_details.flow_run_id]))
         )
+        documents = client.read_block_documents()
     assert logs and all(s3_server.secret_key not in log.message for log in logs)
+    # The result-storage block refers to the ObjectStore block (a $ref) instead of copying its secrets.
+    results = [d for d in documents if d.block_type and d.block_type.slug == "tracemill-store-results"]
+    assert results and all("object_store" in d.block_document_references for d in results)
