@@ -14,12 +14,12 @@ import json
 import os
 import posixpath
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import Any
+from typing import Any, BinaryIO
 
 import fsspec
 import pyarrow as pa
@@ -113,24 +113,44 @@ class Store:
             found = self.fs.glob(pattern)
         return sorted(posixpath.basename(posixpath.dirname(p)) for p in found)
 
-    def write_bytes(self, path: str, data: bytes) -> None:
-        """Write a whole file atomically: readers see nothing or all of it."""
+    def write_file(self, path: str, write: Callable[[BinaryIO], object]) -> int:
+        """Write a whole file atomically through ``write(file)``: readers see nothing or all of it.
+
+        Locally: a temporary name in the same folder, fsync, then rename. Elsewhere: one upload,
+        which object stores make visible only once complete. Returns the size in bytes.
+        """
         with _guard(self.uri(path)):
-            if self.is_local:
-                os.makedirs(os.path.dirname(path), exist_ok=True)
-                tmp = posixpath.join(posixpath.dirname(path), f".{posixpath.basename(path)}.{uuid.uuid4().hex}")
-                try:
-                    with open(tmp, "wb") as f:
-                        f.write(data)
-                        f.flush()
-                        os.fsync(f.fileno())
-                    os.replace(tmp, path)
-                finally:
-                    if os.path.exists(tmp):
-                        os.remove(tmp)
-            else:
-                self.fs.pipe_file(path, data)
+            if not self.is_local:
+                buffer = io.BytesIO()
+                write(buffer)
+                self.fs.pipe_file(path, buffer.getvalue())
                 self.fs.invalidate_cache(posixpath.dirname(path))
+                return buffer.tell()
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            tmp = posixpath.join(posixpath.dirname(path), f".{posixpath.basename(path)}.{uuid.uuid4().hex}")
+            try:
+                with open(tmp, "wb") as f:
+                    write(f)
+                    f.flush()
+                    os.fsync(f.fileno())
+                    size = f.tell()
+                os.replace(tmp, path)
+            finally:
+                if os.path.exists(tmp):
+                    os.remove(tmp)
+            return size
+
+    def write_bytes(self, path: str, data: bytes) -> None:
+        self.write_file(path, lambda f: f.write(data))
+
+    def open_parquet(self, path: str) -> pq.ParquetFile:
+        """Open a Parquet file: straight from disk locally, from one download elsewhere."""
+        source = path if self.is_local else pa.BufferReader(self.read_bytes(path))
+        with _guard(self.uri(path)):
+            try:
+                return pq.ParquetFile(source)
+            except (pa.ArrowInvalid, pa.ArrowException) as exc:
+                raise CorruptShardError(self.uri(path), f"not a readable Parquet file ({exc})") from exc
 
     def read_bytes(self, path: str) -> bytes:
         with _guard(self.uri(path)):
@@ -192,19 +212,13 @@ class Dataset:
         problem = check_schema(table.schema, self.schema)
         if problem:
             raise SchemaMismatchError(self.store.uri(path), f"not a {self.record} table: {problem}")
-        sink = io.BytesIO()
-        pq.write_table(table.replace_schema_metadata(None), sink, compression="zstd")
-        data = sink.getvalue()
-        self.store.write_bytes(path, data)
-        return ShardInfo(index, self.store.uri(path), table.num_rows, len(data))
+        table = table.replace_schema_metadata(None)
+        size = self.store.write_file(path, lambda f: pq.write_table(table, f, compression="zstd"))
+        return ShardInfo(index, self.store.uri(path), table.num_rows, size)
 
     def _open_shard(self, index: int) -> pq.ParquetFile:
         path = self.shard_path(index)
-        data = self.store.read_bytes(path)
-        try:
-            parquet = pq.ParquetFile(pa.BufferReader(data))
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise CorruptShardError(self.store.uri(path), f"not a readable Parquet file ({exc})") from exc
+        parquet = self.store.open_parquet(path)
         problem = check_schema(parquet.schema_arrow, self.schema)
         if problem:
             raise SchemaMismatchError(self.store.uri(path), f"not a {self.record} shard: {problem}")
