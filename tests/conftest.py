@@ -47,6 +47,30 @@ def problem_table() -> Any:
     return build
 
 
+# Engine arguments for the tiny model on the CPU build of vLLM: an explicit KV cache (the automatic
+# sizing reads host memory per NUMA node) and no graph compilation, for a quick start.
+CPU_ENGINE = {
+    "dtype": "float32",
+    "max_model_len": 1024,
+    "max_num_seqs": 64,
+    "kv_cache_memory_bytes": 256 * 1024**2,
+    "enforce_eager": True,
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A tiny random Qwen2 chat model made locally (nothing downloaded)."""
+    from tracemill.tiny_model import make_tiny_model
+
+    return str(make_tiny_model(tmp_path_factory.mktemp("tiny-model")))
+
+
+@pytest.fixture(scope="session")
+def cpu_engine() -> dict[str, Any]:
+    return dict(CPU_ENGINE)
+
+
 @pytest.fixture(scope="session")
 def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real Prefect API server (SQLite), started once per session: startup takes ~20 s here."""

@@ -156,6 +156,13 @@ class Store:
         with _guard(self.uri(path)):
             return self.fs.cat_file(path)
 
+    def delete(self, path: str) -> None:
+        """Remove a file or folder; a missing one is not an error."""
+        with _guard(self.uri(path)):
+            if self.fs.exists(path):
+                self.fs.rm(path, recursive=True)
+            self.fs.invalidate_cache(posixpath.dirname(path))
+
     def exists(self, path: str) -> bool:
         with _guard(self.uri(path)):
             self.fs.invalidate_cache(posixpath.dirname(path))
@@ -190,6 +197,15 @@ class Dataset:
     @property
     def schema(self) -> pa.Schema:
         return SCHEMAS[self.record]
+
+    def checkpoints(self, shard: int, tag: str) -> Dataset:
+        """A scratch dataset beside this one for the parts of a shard still being written."""
+        return Dataset(
+            self.store, f"{self.stage}/{self.fingerprint}/_checkpoints", f"part-{shard:05d}-{tag}", self.record
+        )
+
+    def delete(self) -> None:
+        self.store.delete(self.path)
 
     def shard_path(self, index: int) -> str:
         if index < 0:

@@ -1,0 +1,123 @@
+"""The sampling flow: sample a chunk of shards of a problems dataset with one teacher.
+
+This is the flow the GPU work pool runs: the engine is built once per flow run, on first need,
+and fed the chunk's shards one after another.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
+
+from blocks.object_store import open_store
+from blocks.store_results import result_storage
+from blocks.teacher_endpoint import TeacherEndpoint
+from tasks.sampling import sample_shard
+from tracemill import problems as problems_stage
+from tracemill import sampling
+from tracemill.config import StoreConfig
+from tracemill.store import fingerprint
+from tracemill.teachers.base import Teacher
+from tracemill.teachers.config import EndpointTeacherConfig, SamplingConfig, TeacherConfig, VllmTeacherConfig
+
+
+def teacher_identity(config: TeacherConfig) -> dict[str, Any]:
+    """What names the teacher in the samples fingerprint; an endpoint's comes from its block."""
+    if isinstance(config, VllmTeacherConfig):
+        return config.identity()
+    block = TeacherEndpoint.load(config.block)
+    return {"kind": config.kind, "base_url": block.base_url, "model": block.model}
+
+
+def build_teacher(config: TeacherConfig) -> Teacher:
+    if isinstance(config, VllmTeacherConfig):
+        from tracemill.teachers.offline import VllmTeacher
+
+        return VllmTeacher(config.model, **config.engine_args())
+    return _endpoint_teacher(config)
+
+
+def _endpoint_teacher(config: EndpointTeacherConfig) -> Teacher:
+    from tracemill.teachers.endpoint import EndpointTeacher
+
+    block = TeacherEndpoint.load(config.block)
+    return EndpointTeacher(
+        base_url=block.base_url,
+        model=block.model,
+        api_key=block.api_key.get_secret_value() if block.api_key else None,
+        max_concurrency=block.max_concurrency,
+        requests_per_minute=block.requests_per_minute,
+        tokens_per_minute=block.tokens_per_minute,
+        timeout_s=config.timeout_s,
+        max_retries=config.max_retries,
+        supports_n=config.supports_n,
+    )
+
+
+def samples_fingerprint(config: SamplingConfig, problems: str) -> str:
+    identity = config.identity(teacher_identity(config.teacher))
+    return fingerprint(sampling.STAGE, identity, sampling.CODE_VERSION, [problems])
+
+
+@flow(name="sample-problems")
+def sample_problems(
+    problems: str,
+    sampling_config: SamplingConfig,
+    store: StoreConfig = StoreConfig(),  # noqa: B008 - pydantic defaults render in the UI form
+    shards: list[int] | None = None,
+    force: bool = False,
+) -> str:
+    """Sample the given shards (all when empty) of the problems dataset with fingerprint ``problems``.
+
+    Returns the samples dataset URI; its manifest is written once every shard of it exists.
+    """
+    logger = get_run_logger()
+    where = open_store(store)
+    source = where.dataset(problems_stage.STAGE, problems, "problem")
+    total = len(source.manifest()["shards"])
+    todo = list(range(total)) if shards is None else sorted(set(shards))
+    bad = [s for s in todo if not 0 <= s < total]
+    if bad:
+        raise ValueError(f"shards {bad} are not in the problems dataset {source.uri} ({total} shards)")
+    dataset = where.dataset(sampling.STAGE, samples_fingerprint(sampling_config, problems), "sample")
+    logger.info("samples dataset %s: %d of %d shard(s) in this run", dataset.uri, len(todo), total)
+
+    teacher = functools.cache(lambda: build_teacher(sampling_config.teacher))
+    progress = create_progress_artifact(progress=0.0, key="samples-progress", description="Sampling progress")
+
+    def report(position: int) -> Any:
+        def update(done: int, batches: int) -> None:
+            update_progress_artifact(progress, progress=100.0 * (position + done / batches) / len(todo))
+
+        return update
+
+    task = sample_shard.with_options(result_storage=result_storage(store), refresh_cache=force or None)
+    summaries = []
+    try:
+        for position, shard in enumerate(todo):
+            summaries.append(task(source, dataset, shard, sampling_config, teacher, force, report(position)))
+            update_progress_artifact(progress, progress=100.0 * (position + 1) / len(todo))
+    finally:
+        if teacher.cache_info().currsize:
+            close = getattr(teacher(), "close", None)
+            if close:
+                close()
+
+    create_table_artifact(
+        key="samples-shards",
+        table=[
+            {
+                **{k: v for k, v in s.items() if k not in ("uri", "finish_reasons", "errors")},
+                "finish_reasons": ", ".join(f"{k}: {v}" for k, v in sorted(s["finish_reasons"].items())),
+                "errors": ", ".join(f"{k}: {v}" for k, v in sorted(s["errors"].items())),
+            }
+            for s in summaries
+        ],
+        description=f"Samples per shard of {dataset.uri}",
+    )
+    if set(dataset.shard_indices()) >= set(range(total)) and (force or not dataset.is_complete()):
+        dataset.commit(total, config=sampling_config, code_version=sampling.CODE_VERSION, inputs=[problems])
+    return dataset.uri

@@ -1,0 +1,1 @@
+"""Teachers: one interface, the vLLM offline engine and OpenAI-compatible endpoints behind it."""
