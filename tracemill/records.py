@@ -27,6 +27,7 @@ PROBLEM = pa.schema(
         _field("question", pa.string(), required=True),
         _field("answer", pa.string(), required=True),
         _field("answer_type", pa.string(), required=True),
+        _field("prompt_template", pa.string()),  # the source's default template: math_boxed, choice, clevr_v2, …
         # Source metadata; null where a source has no such field.
         _field("description", pa.string()),
         _field("img_filename", pa.string()),
@@ -51,6 +52,7 @@ SAMPLE_FIELDS = [
     _field("prompt_tokens", pa.int32()),
     _field("completion_tokens", pa.int32()),
     _field("latency_s", pa.float64()),
+    _field("error", pa.string()),  # error kind of a request that failed for good; null for a sample
 ]
 SAMPLE = pa.schema(SAMPLE_FIELDS)
 

@@ -75,6 +75,7 @@ def scene_problems(
             "question": question,
             "answer": answer,
             "answer_type": "integer",
+            "prompt_template": "clevr_v2",
             "description": description,
             "img_filename": filename,
             "family": family,
