@@ -1,0 +1,74 @@
+"""The sampling flow on a real Prefect API with the real vLLM engine (CPU build, tiny local model)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, FlowRunFilter, FlowRunFilterId
+
+from flows import sampling as sampling_flow
+from flows.problems import synthesize_problems
+from flows.sampling import sample_problems
+from tracemill.config import ClevrProceduralSource, StoreConfig
+from tracemill.store import Store
+from tracemill.teachers.config import SamplingConfig, VllmTeacherConfig
+
+ANSWER = r"<think>[a-z][a-z ]{0,11}</think>\n\*\*The answer is: \*\*[0-9]"
+
+
+def _states(state) -> list[str]:
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
+        )
+    return [r.state.name for r in sorted(runs, key=lambda r: r.name) if r.name.startswith("samples-")]
+
+
+def test_sampling_flow_writes_samples_then_reuses_them(prefect_api, tmp_path, tiny_model, cpu_engine, monkeypatch):
+    store = StoreConfig(url=str(tmp_path))
+    source = ClevrProceduralSource(num_scenes=6, scenes_per_shard=3, questions_per_scene=1, seed=5)
+    problems_fp = Path(synthesize_problems(source=source, store=store)).name
+    config = SamplingConfig(
+        teacher=VllmTeacherConfig(model=tiny_model, **cpu_engine),
+        n=2,
+        temperature=1.0,
+        max_tokens=64,
+        guided_regex=ANSWER,
+        batch_size=2,
+    )
+
+    state = sample_problems(problems=problems_fp, sampling_config=config, store=store, return_state=True)
+    uri = state.result()
+    assert _states(state) == ["Completed", "Completed"]
+    samples = Store(store.url).dataset("samples", Path(uri).name, "sample")
+    table = samples.read()
+    problems = Store(store.url).dataset("problems", problems_fp, "problem").read()
+    assert table.num_rows == problems.num_rows * 2
+    pairs = list(zip(table.column("problem_id").to_pylist(), table.column("sample_idx").to_pylist(), strict=True))
+    assert len(set(pairs)) == len(pairs)
+    assert set(table.column("problem_id").to_pylist()) == set(problems.column("problem_id").to_pylist())
+    assert all(r.startswith("**The answer is: **") for r in table.column("response").to_pylist()), [(r["reasoning"], r["response"], r["finish_reason"]) for r in table.slice(0, 4).to_pylist()]
+    assert samples.manifest()["inputs"] == [problems_fp]
+    assert not (Path(uri) / "_checkpoints" / "part-00000-b2").exists()  # checkpoints cleared once the shard is whole
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id]))
+        )
+    by_key = {a.key: a for a in artifacts}
+    assert by_key["samples-progress"].data == 100.0
+    shards_table = by_key["samples-shards"].data
+    assert "completion_tokens" in shards_table and "tokens_per_s" in shards_table and "stop: " in shards_table
+
+    # A rerun is all cached and never loads the engine; engine sizing and batch size keep the fingerprint.
+    def no_engine(config):
+        raise AssertionError("the engine must not be built when every shard is cached")
+
+    monkeypatch.setattr(sampling_flow, "build_teacher", no_engine)
+    resized = config.model_copy(update={"teacher": config.teacher.model_copy(update={"max_num_seqs": 8})})
+    again = sample_problems(problems=problems_fp, sampling_config=resized, store=store, return_state=True)
+    assert again.result() == uri
+    assert _states(again) == ["Cached", "Cached"]
+    more = config.model_copy(update={"n": 3})
+    assert sampling_flow.samples_fingerprint(more, problems_fp) != Path(uri).name
