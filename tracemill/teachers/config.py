@@ -28,6 +28,16 @@ class VllmTeacherConfig(_Model):
         None, ge=1 << 20, description="Explicit KV-cache size in bytes (the CPU build needs one on small hosts)."
     )
     enforce_eager: bool = Field(False, description="Skip graph capture and compilation: faster start, slower run.")
+    enable_chunked_prefill: bool | None = Field(
+        None,
+        description="Split long prefills across steps; turn off on the CPU build, where seeded sampling needs it off.",
+    )
+    max_num_batched_tokens: int | None = Field(
+        None,
+        ge=256,
+        le=10_000_000,
+        description="Tokens per engine step; at least max_model_len without chunked prefill.",
+    )
 
     def identity(self) -> dict[str, Any]:
         """What changes the samples; engine sizing does not."""
