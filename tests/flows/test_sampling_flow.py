@@ -48,7 +48,7 @@ def test_sampling_flow_writes_samples_then_reuses_them(prefect_api, tmp_path, ti
     pairs = list(zip(table.column("problem_id").to_pylist(), table.column("sample_idx").to_pylist(), strict=True))
     assert len(set(pairs)) == len(pairs)
     assert set(table.column("problem_id").to_pylist()) == set(problems.column("problem_id").to_pylist())
-    assert all(r.startswith("**The answer is: **") for r in table.column("response").to_pylist()), [(r["reasoning"], r["response"], r["finish_reason"]) for r in table.slice(0, 4).to_pylist()]
+    assert all(r.startswith("**The answer is: **") for r in table.column("response").to_pylist())
     assert samples.manifest()["inputs"] == [problems_fp]
     assert not (Path(uri) / "_checkpoints" / "part-00000-b2").exists()  # checkpoints cleared once the shard is whole
 
