@@ -1,4 +1,4 @@
-"""The problems flow: synthesize a problems dataset from CLEVR files or the procedural generator."""
+"""The problems flow: synthesize a problems dataset from any source (CLEVR, a benchmark, the user's files)."""
 
 from __future__ import annotations
 
@@ -17,12 +17,12 @@ from blocks.object_store import open_store
 from blocks.store_results import result_storage
 from tasks.problems import commit_problems, synthesize_shard
 from tracemill import problems
-from tracemill.config import ClevrProceduralSource, ClevrSource, ProblemsConfig, StoreConfig, load_yaml
+from tracemill.config import ClevrProceduralSource, ProblemsConfig, SourceConfig, StoreConfig, load_yaml
 
 
 @flow(name="synthesize-problems")
 def synthesize_problems(
-    source: ClevrSource = ClevrProceduralSource(),  # noqa: B008 - pydantic defaults render in the UI form
+    source: SourceConfig = ClevrProceduralSource(),  # noqa: B008 - pydantic defaults render in the UI form
     store: StoreConfig = StoreConfig(),  # noqa: B008
     force: bool = False,
 ) -> str:
@@ -61,7 +61,7 @@ def synthesize_problems(
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m flows.problems [--config FILE] [--force]``: run the flow, print the dataset location."""
-    parser = argparse.ArgumentParser(description="Synthesize a CLEVR counting problems dataset.")
+    parser = argparse.ArgumentParser(description="Synthesize a problems dataset.")
     parser.add_argument("--config", help="YAML file with `source:` and `store:` (ProblemsConfig)")
     parser.add_argument("--force", action="store_true", help="recompute every shard")
     args = parser.parse_args(argv)

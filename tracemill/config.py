@@ -71,13 +71,152 @@ class ClevrProceduralSource(_Model):
         return self
 
 
-ClevrSource = Annotated[ClevrFilesSource | ClevrProceduralSource, Field(discriminator="kind")]
+_PATH = (
+    "Hugging Face Hub dataset name, or a local copy: a Hub snapshot folder, or a jsonl, json, parquet or csv file "
+    "(a glob or any fsspec URL)."
+)
+_CONFIG = "Dataset configuration (subset) on the Hub or in a snapshot folder; none when empty."
+_SPLIT = "Split to read; rows from a single file are labelled with it."
+_STREAMING = "Stream the rows instead of downloading the whole split first (large sets, with max_rows)."
+_MAX_ROWS = "Keep the first this many problems (after filters and de-duplication); all when empty."
+
+
+class DatasetSource(_Model):
+    """Options every dataset source shares: where the rows are, and which of them become problems."""
+
+    path: str = Field(..., min_length=1, description=_PATH)
+    config: str | None = Field(None, min_length=1, description=_CONFIG)
+    revision: str | None = Field(
+        None, min_length=1, description="Hub branch, tag or commit to pin; the default branch when empty."
+    )
+    split: str = Field("test", min_length=1, description=_SPLIT)
+    streaming: bool = Field(False, description=_STREAMING)
+    max_rows: int | None = Field(None, ge=1, le=100_000_000, description=_MAX_ROWS)
+    sample_size: int | None = Field(
+        None, ge=1, le=100_000_000, description="Keep a seeded random subsample of this many problems; all when empty."
+    )
+    sample_seed: int = Field(0, ge=0, le=2**63 - 1, description="Seed of the subsample: the same seed, the same rows.")
+    dedup: bool = Field(True, description="Drop a problem whose question (and options) repeats an earlier one.")
+    problems_per_shard: int = Field(5_000, ge=1, le=1_000_000, description="Problems per Parquet shard.")
+
+
+class Math500Source(DatasetSource):
+    """MATH-500: competition math with a LaTeX answer, graded as math."""
+
+    kind: Literal["math500"] = "math500"
+    path: str = Field("HuggingFaceH4/MATH-500", min_length=1, description=_PATH)
+
+
+class Gsm8kSource(DatasetSource):
+    """GSM8K: grade-school word problems; the gold is the number on the solution's final '#### N' line."""
+
+    kind: Literal["gsm8k"] = "gsm8k"
+    path: str = Field("openai/gsm8k", min_length=1, description=_PATH)
+    config: str | None = Field("main", min_length=1, description=_CONFIG)
+
+
+class MmluSource(DatasetSource):
+    """MMLU: four-option multiple choice over 57 subjects."""
+
+    kind: Literal["mmlu"] = "mmlu"
+    path: str = Field("cais/mmlu", min_length=1, description=_PATH)
+    config: str | None = Field("all", min_length=1, description=_CONFIG)
+
+
+class MmluProSource(DatasetSource):
+    """MMLU-Pro: multiple choice with up to ten options."""
+
+    kind: Literal["mmlu_pro"] = "mmlu_pro"
+    path: str = Field("TIGER-Lab/MMLU-Pro", min_length=1, description=_PATH)
+
+
+class GpqaSource(DatasetSource):
+    """GPQA: graduate-level science questions; the four options are shuffled per problem with a seed."""
+
+    kind: Literal["gpqa"] = "gpqa"
+    path: str = Field("Idavidrein/gpqa", min_length=1, description=_PATH)
+    config: str | None = Field("gpqa_diamond", min_length=1, description=_CONFIG)
+    split: str = Field("train", min_length=1, description=_SPLIT)
+    shuffle_seed: int = Field(
+        0, ge=0, le=2**63 - 1, description="Seed of the option shuffle: the same seed, the same letter for each answer."
+    )
+
+
+class OpenMathReasoningSource(DatasetSource):
+    """OpenMathReasoning: millions of olympiad-style problems with extracted answers, read as a stream."""
+
+    kind: Literal["openmathreasoning"] = "openmathreasoning"
+    path: str = Field("nvidia/OpenMathReasoning", min_length=1, description=_PATH)
+    split: str = Field("cot", min_length=1, description=_SPLIT)
+    streaming: bool = Field(True, description=_STREAMING)
+    max_rows: int | None = Field(10_000, ge=1, le=100_000_000, description=_MAX_ROWS)
+    problem_types: list[Literal["has_answer_extracted", "no_answer_extracted", "converted_proof"]] = Field(
+        ["has_answer_extracted", "no_answer_extracted"],
+        min_length=1,
+        description="Problem types to keep; proofs turned into answer problems (converted_proof) are out by default.",
+    )
+
+
+class FileFields(_Model):
+    """Which column of a user's file holds each problem field."""
+
+    question: str = Field("question", min_length=1, description="Column with the question text.")
+    answer: str = Field(
+        "answer", min_length=1, description="Column with the gold answer (for choices: a letter, an index or the text)."
+    )
+    id: str | None = Field(
+        None, min_length=1, description="Column with a stable problem id; the question text is the key when empty."
+    )
+    choices: list[str] = Field(
+        [],
+        max_length=26,
+        description="Options of multiple-choice problems: one column holding a list, or one column per option.",
+    )
+    subject: str | None = Field(None, min_length=1, description="Column with the subject, kept for filtering.")
+    level: str | None = Field(None, min_length=1, description="Column with the difficulty level, kept for filtering.")
+    extra: list[str] = Field([], description="Further columns kept in the row's `extra` JSON, for filtering.")
+
+
+class FileSource(DatasetSource):
+    """Problems from the user's own files (jsonl, json, parquet, csv; local or any fsspec URL) or Hub dataset."""
+
+    kind: Literal["files"] = "files"
+    name: str = Field(
+        ..., min_length=1, max_length=100, description="Source name written in each row; part of every problem id."
+    )
+    format: Literal["auto", "json", "parquet", "csv"] = Field(
+        "auto", description="File format; 'auto' goes by the extension (.jsonl and .json are json)."
+    )
+    split: str = Field("train", min_length=1, description=_SPLIT)
+    fields: FileFields = Field(default_factory=FileFields, description="Which column holds each problem field.")
+    answer_type: Literal["integer", "number", "math", "choice", "text"] = Field(
+        "math", description="How answers are graded; 'choice' needs fields.choices."
+    )
+    prompt_template: str | None = Field(
+        None,
+        min_length=1,
+        max_length=100,
+        description="Prompt template name; 'choice' for choice problems and 'math_boxed' otherwise when empty.",
+    )
+
+    @model_validator(mode="after")
+    def _choices_need_choice(self) -> FileSource:
+        if (self.answer_type == "choice") != bool(self.fields.choices):
+            raise ValueError("answer_type 'choice' and fields.choices go together: set both or neither")
+        return self
+
+
+BenchmarkSource = Math500Source | Gsm8kSource | MmluSource | MmluProSource | GpqaSource | OpenMathReasoningSource
+
+SourceConfig = Annotated[
+    ClevrFilesSource | ClevrProceduralSource | BenchmarkSource | FileSource, Field(discriminator="kind")
+]
 
 
 class ProblemsConfig(_Model):
     """The problems stage on its own: a source and a store."""
 
-    source: ClevrSource = Field(default_factory=ClevrProceduralSource, description="Where problems come from.")
+    source: SourceConfig = Field(default_factory=ClevrProceduralSource, description="Where problems come from.")
     store: StoreConfig = Field(default_factory=StoreConfig, description="Where datasets are written.")
 
 

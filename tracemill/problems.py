@@ -1,34 +1,61 @@
 """The problems stage: a source config in, problem shards out.
 
 Shards are independent, so any worker can build any shard: a procedural shard generates its
-range of scenes, a files shard takes its slice of the problems read from the CLEVR files.
+range of scenes; a shard of any other source takes its slice of the problems read once per process
+from the CLEVR files, the benchmark or the user's files.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import fsspec
 import pyarrow as pa
 
-from tracemill.config import ClevrFilesSource, ClevrProceduralSource
+from tracemill.config import (
+    ClevrFilesSource,
+    ClevrProceduralSource,
+    DatasetSource,
+    FileSource,
+    GpqaSource,
+    Gsm8kSource,
+    Math500Source,
+    MmluProSource,
+    MmluSource,
+    OpenMathReasoningSource,
+)
 from tracemill.records import PROBLEM, to_table
+from tracemill.sources import choice, files, gsm8k, hub, math500, openmath
 from tracemill.sources.clevr import read_counting_problems
 from tracemill.sources.clevr_questions import procedural_problems
 from tracemill.store import Store, fingerprint
 
 STAGE = "problems"
 # Bump when a change in the sources changes the rows they produce: it is part of every fingerprint.
-CODE_VERSION = "clevr-1"
+CODE_VERSION = "problems-2"
 
-Source = ClevrFilesSource | ClevrProceduralSource
+Source = ClevrFilesSource | ClevrProceduralSource | DatasetSource
+
+# How each dataset source reads its rows: (source, storage options) -> problem rows.
+READERS: dict[type[DatasetSource], Callable[[Any, dict[str, Any]], list[dict[str, Any]]]] = {
+    Math500Source: math500.read_math500,
+    Gsm8kSource: gsm8k.read_gsm8k,
+    MmluSource: choice.read_mmlu,
+    MmluProSource: choice.read_mmlu_pro,
+    GpqaSource: choice.read_gpqa,
+    OpenMathReasoningSource: openmath.read_openmathreasoning,
+    FileSource: files.read_files,
+}
 
 
 def input_fingerprints(source: Source, store: Store) -> list[str]:
-    """Identities of the input files (size and modification time, or the object's ETag)."""
+    """Identities of the inputs: each file's size and modification time (or ETag); a Hub dataset's name and revision."""
     if isinstance(source, ClevrProceduralSource):
         return []
+    if isinstance(source, DatasetSource):
+        return hub.input_identity(source, _options_for(source.path, store))
     return [_checksum(path, store) for path in (source.scenes_path, source.questions_path)]
 
 
@@ -39,7 +66,7 @@ def stage_fingerprint(source: Source, store: Store) -> str:
 def num_shards(source: Source, store: Store) -> int:
     if isinstance(source, ClevrProceduralSource):
         return -(-source.num_scenes // source.scenes_per_shard)
-    return max(1, -(-len(_file_problems(source, store)) // source.problems_per_shard))
+    return max(1, -(-len(_read_problems(source, store)) // source.problems_per_shard))
 
 
 def build_shard(source: Source, shard: int, store: Store) -> pa.Table:
@@ -59,8 +86,9 @@ def build_shard(source: Source, shard: int, store: Store) -> pa.Table:
         what = f"procedural CLEVR scenes {start}..{stop - 1}"
     else:
         start = shard * source.problems_per_shard
-        rows = _file_problems(source, store)[start : start + source.problems_per_shard]
-        what = f"{source.questions_path} problems {start}..{start + len(rows) - 1}"
+        rows = _read_problems(source, store)[start : start + source.problems_per_shard]
+        where = source.questions_path if isinstance(source, ClevrFilesSource) else source.path
+        what = f"{where} problems {start}..{start + len(rows) - 1}"
     return to_table(rows, PROBLEM, what=what)
 
 
@@ -82,18 +110,21 @@ _parsed: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
 _parsed_lock = threading.Lock()
 
 
-def _file_problems(source: ClevrFilesSource, store: Store) -> list[dict[str, Any]]:
-    # The files are parsed once per process however many shards read them; the checksums in the
-    # key make an edited file a miss. Only the latest pair is kept in memory.
-    key = (source.scenes_path, source.questions_path, source.shuffle_seed, *input_fingerprints(source, store))
+def _read_problems(source: ClevrFilesSource | DatasetSource, store: Store) -> list[dict[str, Any]]:
+    # The inputs are read once per process however many shards read them; the checksums in the
+    # key make an edited file a miss. Only the latest source is kept in memory.
+    key = (source.model_dump_json(), *input_fingerprints(source, store))
     with _parsed_lock:
         if key not in _parsed:
-            rows = read_counting_problems(
-                source.scenes_path,
-                source.questions_path,
-                storage_options=_options_for(source.scenes_path, store),
-                shuffle_seed=source.shuffle_seed,
-            )
+            if isinstance(source, ClevrFilesSource):
+                rows = read_counting_problems(
+                    source.scenes_path,
+                    source.questions_path,
+                    storage_options=_options_for(source.scenes_path, store),
+                    shuffle_seed=source.shuffle_seed,
+                )
+            else:
+                rows = READERS[type(source)](source, _options_for(source.path, store))
             _parsed.clear()
             _parsed[key] = rows
         return _parsed[key]

@@ -1,0 +1,87 @@
+"""Token buckets for an API's requests-per-minute and tokens-per-minute limits.
+
+A request reserves from every bucket at once, under one lock, so requests leave in the order they
+asked and no bucket's wait lets another's tokens pile up into a burst. A reservation larger than a
+bucket holds waits for a full bucket and leaves it in debt, so long-run rates still hold; the
+tokens-per-minute reservation is an estimate settled with the actual usage once it is known.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class TokenBucket:
+    """``per_minute`` tokens a minute, holding at most ``burst`` (default: one second's worth, at least 1).
+
+    A small burst keeps short windows under the limit too, not just whole minutes.
+    """
+
+    def __init__(self, per_minute: float, burst: float | None = None, *, clock: Clock = time.monotonic):
+        if per_minute <= 0:
+            raise ValueError(f"per_minute must be positive, got {per_minute}")
+        self.rate = per_minute / 60.0
+        self.capacity = burst if burst is not None else max(1.0, self.rate)
+        self.level = self.capacity
+        self._clock = clock
+        self._updated = clock()
+
+    def _refill(self) -> None:
+        now = self._clock()
+        self.level = min(self.capacity, self.level + (now - self._updated) * self.rate)
+        self._updated = now
+
+    def delay(self, amount: float) -> float:
+        """Seconds until ``amount`` (or a full bucket, for more than it holds) is available."""
+        self._refill()
+        need = min(amount, self.capacity)
+        return max(0.0, (need - self.level) / self.rate)
+
+    def take(self, amount: float) -> None:
+        self._refill()
+        self.level -= amount
+
+    def give(self, amount: float) -> None:
+        """Return tokens (a negative amount takes more, e.g. when usage exceeded the estimate)."""
+        self._refill()
+        self.level = min(self.capacity, self.level + amount)
+
+
+class RateLimiter:
+    """A request-rate bucket and a token-rate bucket, either optional, reserved together."""
+
+    def __init__(
+        self,
+        requests_per_minute: float | None = None,
+        tokens_per_minute: float | None = None,
+        *,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ):
+        self.requests = TokenBucket(requests_per_minute, clock=clock) if requests_per_minute else None
+        self.tokens = TokenBucket(tokens_per_minute, clock=clock) if tokens_per_minute else None
+        self._sleep = sleep
+        self._lock = asyncio.Lock()
+
+    async def acquire(self, tokens: float) -> None:
+        """Wait until one request carrying ``tokens`` (an estimate) may be sent, and reserve it."""
+        wants: Sequence[tuple[TokenBucket, float]] = [
+            (bucket, amount) for bucket, amount in ((self.requests, 1.0), (self.tokens, tokens)) if bucket is not None
+        ]
+        if not wants:
+            return
+        async with self._lock:
+            while (wait := max(bucket.delay(amount) for bucket, amount in wants)) > 0:
+                await self._sleep(wait)
+            for bucket, amount in wants:
+                bucket.take(amount)
+
+    def settle(self, estimate: float, actual: float | None) -> None:
+        """Correct a token reservation once the usage is known; ``actual=None`` keeps the estimate."""
+        if self.tokens is not None and actual is not None:
+            self.tokens.give(estimate - actual)
