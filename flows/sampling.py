@@ -6,7 +6,9 @@ and fed the chunk's shards one after another.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -38,6 +40,19 @@ def build_teacher(config: TeacherConfig) -> Teacher:
 
         return VllmTeacher(config.model, **config.engine_args())
     return _endpoint_teacher(config)
+
+
+@contextlib.contextmanager
+def lazy_teacher(config: TeacherConfig) -> Iterator[Callable[[], Teacher]]:
+    """A builder of the teacher: built on first call only, once per flow run, and closed on leaving."""
+    teacher = functools.cache(lambda: build_teacher(config))
+    try:
+        yield teacher
+    finally:
+        if teacher.cache_info().currsize:
+            close = getattr(teacher(), "close", None)
+            if close:
+                close()
 
 
 def _endpoint_teacher(config: EndpointTeacherConfig) -> Teacher:
@@ -85,7 +100,6 @@ def sample_problems(
     dataset = where.dataset(sampling.STAGE, samples_fingerprint(sampling_config, problems), "sample")
     logger.info("samples dataset %s: %d of %d shard(s) in this run", dataset.uri, len(todo), total)
 
-    teacher = functools.cache(lambda: build_teacher(sampling_config.teacher))
     progress = create_progress_artifact(progress=0.0, key="samples-progress", description="Sampling progress")
 
     def report(position: int) -> Any:
@@ -96,15 +110,10 @@ def sample_problems(
 
     task = sample_shard.with_options(result_storage=result_storage(store), refresh_cache=force or None)
     summaries = []
-    try:
+    with lazy_teacher(sampling_config.teacher) as teacher:
         for position, shard in enumerate(todo):
             summaries.append(task(source, dataset, shard, sampling_config, teacher, force, report(position)))
             update_progress_artifact(progress, progress=100.0 * (position + 1) / len(todo))
-    finally:
-        if teacher.cache_info().currsize:
-            close = getattr(teacher(), "close", None)
-            if close:
-                close()
 
     create_table_artifact(
         key="samples-shards",

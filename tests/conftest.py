@@ -47,6 +47,76 @@ def problem_table() -> Any:
     return build
 
 
+@pytest.fixture
+def trace_tables() -> Any:
+    """Relabel and final-verdict tables, two aligned shards, crafted so that every filter drops a row.
+
+    Returns ``(relabel_shards, verdict_shards)``. The reason each sample should get under
+    ``FilterConfig(length=std k=2 global, max_per_problem=2, contamination on "benchmark")`` is in
+    its ``seed`` column's comment below; kept: (p0, 0), (p2, 0), (p2, 6).
+    """
+    from tracemill.prompts import BUILTIN
+    from tracemill.records import RELABEL, VERDICT, to_table
+
+    math, clevr = BUILTIN["math_boxed"].id, BUILTIN["clevr_v2"].id
+    base = {"problem_id": "p0", "split": "test", "answer_type": "math", "relabeled": False}
+    problems = [
+        [
+            {**base, "source": "math", "question": "What is 2+2?", "answer": "4", "original_answer": "4"},
+            {**base, "problem_id": "p1", "source": "math", "question": "Q: the quick brown fox jumps over it",
+             "answer": "1", "original_answer": "1"},
+        ],
+        [
+            {**base, "problem_id": "p2", "source": "clevr", "question": "How many cubes?", "answer": "4",
+             "answer_type": "integer", "original_answer": "3", "relabeled": True, "img_filename": "CLEVR_1.png",
+             "description": "Scene Description:\nA large red cube"},
+        ],
+    ]  # fmt: skip
+    long = " ".join(f"step {i} counts object {i % 7} again" for i in range(60))
+    text = {  # (reasoning, response)
+        "a": ("I add two and two to get four.", "The answer is \\boxed{4}."),
+        "b": ("Two plus two is five, I think.", "\\boxed{5}"),
+        "c": ("A different route: 2*2 is also 4.", "\\boxed{4}"),
+        "long": (long, "There are 4 cubes. **The answer is: ** 4"),
+        "near": (long.replace("step 30", "step thirty"), "There are 4 cubes. **The answer is: ** 4"),
+    }
+
+    def sample(pid: str, idx: int, key: str, correct: bool | None = True, **extra: Any) -> dict[str, Any]:
+        reasoning, response = text[key]
+        row = {"problem_id": pid, "sample_idx": idx, "teacher": "tiny-teacher", "seed": 100 + idx,
+               "prompt_version": clevr if pid == "p2" else math, "reasoning": reasoning, "response": response,
+               "finish_reason": "stop", "prompt_tokens": 20, "completion_tokens": 100, "latency_s": 0.5,
+               "extracted": "4" if correct else "5", "correct": correct, "decided_by": "exact"}  # fmt: skip
+        return {**row, **extra}
+
+    verdicts = [
+        [
+            sample("p0", 0, "a"),  # kept
+            sample("p0", 1, "a"),  # duplicate
+            sample("p0", 2, "b", correct=False),  # incorrect
+            sample("p0", 3, "a", error="timeout", reasoning=None, response=None, extracted=None, correct=None,
+                   decided_by="unparsed", completion_tokens=None, finish_reason=None),  # sampling_failed
+            sample("p0", 4, "c", completion_tokens=10_000),  # too_long
+            sample("p1", 0, "a"),  # contaminated
+            sample("p1", 1, "b"),  # contaminated
+        ],
+        [
+            sample("p2", 0, "long"),  # kept
+            sample("p2", 1, "c", finish_reason="length"),  # truncated
+            sample("p2", 2, "a", reasoning="  "),  # no_reasoning
+            sample("p2", 3, "a", response="\\boxed{4}, or maybe \\boxed{5}"),  # multiple_answers
+            sample("p2", 4, "near"),  # near_duplicate
+            sample("p2", 5, "b", correct=None, decided_by="unparsed"),  # undecided
+            sample("p2", 6, "a"),  # kept
+            sample("p2", 7, "c"),  # over_limit
+        ],
+    ]  # fmt: skip
+    return (
+        [to_table(rows, RELABEL, what="relabel") for rows in problems],
+        [to_table(rows, VERDICT, what="verdicts") for rows in verdicts],
+    )
+
+
 # Engine arguments for the tiny model on the CPU build of vLLM: an explicit KV cache (the automatic
 # sizing reads host memory per NUMA node) and no graph compilation, for a quick start.
 CPU_ENGINE = {
@@ -149,6 +219,8 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
             f"-master.port={master}", f"-volume.port={volume}", f"-filer.port={filer}",
             "-s3", f"-s3.port={s3}", f"-s3.config={root / 's3.json'}",
             "-master.volumeSizeLimitMB=64", "-volume.max=50",
+            # Its Iceberg and Lance catalogs bind fixed ports (8181, 9101) that a second server finds taken.
+            "-s3.port.iceberg=0", "-s3.port.lance=0",
         ],
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -36,7 +36,7 @@ class Reply:
     retry_after: float | None = None
     delay_s: float = 0.0
     malformed: bool = False  # a 200 whose JSON is cut off
-    raw: bytes | None = None  # a 200 with exactly this body (valid JSON of the wrong shape, HTML…)
+    raw: bytes | None = None  # exactly this body (valid JSON of the wrong shape, HTML, an error's own text)
     reasoning: str | None = None  # sent as the message's reasoning_content (chat only)
 
 
@@ -225,7 +225,8 @@ def _handler(state: _State) -> type[BaseHTTPRequestHandler]:
                     status, payload = 404, json.dumps({"error": {"message": f"no route {self.path}"}}).encode()
                 elif reply.status != 200:
                     status = reply.status
-                    payload = json.dumps({"error": {"message": f"scripted {reply.status}", "code": status}}).encode()
+                    error = {"error": {"message": f"scripted {reply.status}", "code": status}}
+                    payload = reply.raw if reply.raw is not None else json.dumps(error).encode()
                     if reply.retry_after is not None:
                         headers["retry-after"] = f"{reply.retry_after:g}"
                 elif reply.malformed:

@@ -74,11 +74,37 @@ RELABEL = pa.schema(
     ]
 )
 
+# A sample that passed (kept) or failed (rejected) the filters, with what exports need: its verdict, its
+# problem's fields (the current gold in `answer`) and the rendered prompt; rejected rows add the reason.
+KEPT = pa.schema(
+    list(VERDICT)
+    + [
+        _field("source", pa.string(), required=True),
+        _field("split", pa.string(), required=True),
+        _field("question", pa.string(), required=True),
+        _field("answer", pa.string(), required=True),
+        _field("answer_type", pa.string(), required=True),
+        _field("description", pa.string()),
+        _field("img_filename", pa.string()),
+        _field("choices", pa.list_(pa.string())),
+        _field("subject", pa.string()),
+        _field("level", pa.string()),
+        _field("original_answer", pa.string(), required=True),
+        _field("relabeled", pa.bool_(), required=True),
+        _field("system", pa.string()),  # system message of a chat prompt
+        _field("prompt", pa.string(), required=True),  # the rendered prompt text (user message or completion text)
+    ]
+)
+
+REJECTED = pa.schema(list(KEPT) + [_field("reason", pa.string(), required=True)])
+
 SCHEMAS: dict[str, pa.Schema] = {
     "problem": PROBLEM,
     "sample": SAMPLE,
     "verdict": VERDICT,
     "relabel": RELABEL,
+    "kept": KEPT,
+    "rejected": REJECTED,
 }
 
 

@@ -221,9 +221,11 @@ def tokens_used(generations: Sequence[Generation]) -> int | None:
 class EndpointTeacher:
     """``openai.AsyncOpenAI`` behind the teacher interface.
 
-    With ``supports_n`` one HTTP request asks for a request's ``n`` samples with ``seed=request.seed``
-    (vLLM seeds choice ``i`` with ``seed + i``); otherwise each sample is its own request with ``n=1``
-    and seed ``request.seed + i``. ``latency_s`` is the duration of the attempt that produced the
+    Like the offline engine, chat prompts (messages) go to the chat completions API and text
+    prompts to the completions API, raw, so a template that ends inside ``<think>`` is continued
+    rather than answered. With ``supports_n`` one HTTP request asks for a request's ``n`` samples
+    with ``seed=request.seed`` (vLLM seeds choice ``i`` with ``seed + i``); otherwise each sample is
+    its own request with ``n=1`` and seed ``request.seed + i``. ``latency_s`` is the duration of the attempt that produced the
     result (for failures: from the first attempt to giving up). Call ``close()`` when done.
     """
 
@@ -233,7 +235,6 @@ class EndpointTeacher:
         base_url: str,
         model: str,
         api_key: str | None,
-        chat: bool = True,
         max_concurrency: int = 16,
         requests_per_minute: float | None = None,
         tokens_per_minute: float | None = None,
@@ -250,7 +251,6 @@ class EndpointTeacher:
         self.base_url = base_url
         self.model = model
         self._api_key = api_key
-        self.chat = chat
         self.max_concurrency = max_concurrency
         self.requests_per_minute = requests_per_minute
         self.tokens_per_minute = tokens_per_minute
@@ -270,7 +270,7 @@ class EndpointTeacher:
     def __repr__(self) -> str:
         limits = f"rpm={self.requests_per_minute}, tpm={self.tokens_per_minute}"
         return (
-            f"EndpointTeacher(base_url={self.base_url!r}, model={self.model!r}, chat={self.chat}, "
+            f"EndpointTeacher(base_url={self.base_url!r}, model={self.model!r}, "
             f"max_concurrency={self.max_concurrency}, {limits}, supports_n={self.supports_n})"
         )
 
@@ -310,10 +310,6 @@ class EndpointTeacher:
         self.close()
 
     def _check(self, requests: Sequence[SampleRequest]) -> None:
-        if not self.chat:
-            bad = [r.key for r in requests if not isinstance(r.prompt, str)]
-            if bad:
-                raise ValueError(f"completion mode needs text prompts; requests {bad[:5]} carry chat messages")
         if self._thread is not None and threading.current_thread() is self._thread:
             raise RuntimeError("EndpointTeacher called from its own event loop; that would deadlock")
 
@@ -373,10 +369,10 @@ class EndpointTeacher:
             "top_p": params.top_p,
             "max_tokens": params.max_tokens,
         }
-        if self.chat:
-            body["messages"] = messages_of(request.prompt)
-        else:
+        if isinstance(request.prompt, str):
             body["prompt"] = request.prompt
+        else:
+            body["messages"] = messages_of(request.prompt)
         structured = {}
         if params.guided_regex is not None:
             structured["regex"] = params.guided_regex
@@ -392,14 +388,15 @@ class EndpointTeacher:
         """Samples ``offset .. offset+count-1`` of a request from one HTTP request, retried while that may help."""
         assert self._semaphore is not None and self._limiter is not None
         body = self._body(request, params, request.seed + offset, count)
-        create = self._get_client().chat.completions.create if self.chat else self._get_client().completions.create
+        chat = not isinstance(request.prompt, str)
+        create = self._get_client().chat.completions.create if chat else self._get_client().completions.create
         estimate = estimate_tokens(request.prompt, params.max_tokens, count)
         first_start = time.perf_counter()
         attempt = 0
         while True:
             async with self._semaphore:
                 await self._limiter.acquire(estimate)
-                generations, failure, detail = await self._attempt(create, body, request, offset, count)
+                generations, failure, detail = await self._attempt(create, body, chat, request, offset, count)
                 if failure is None:
                     self._limiter.settle(estimate, tokens_used(generations))
                 else:  # a timed-out request may have been served and counted; the other failures were not
@@ -429,7 +426,7 @@ class EndpointTeacher:
             await asyncio.sleep(delay)
 
     async def _attempt(
-        self, create: Any, body: dict[str, Any], request: SampleRequest, offset: int, count: int
+        self, create: Any, body: dict[str, Any], chat: bool, request: SampleRequest, offset: int, count: int
     ) -> tuple[list[Generation], Failure | None, str]:
         """One HTTP request: its Generations, or why it failed and a redacted description of the error."""
         start = time.perf_counter()
@@ -442,7 +439,7 @@ class EndpointTeacher:
                 raise
             return [], failure, _redact(_short(exc), self._api_key)
         try:
-            return generations_from(response, self.chat, request, offset, count, time.perf_counter() - start), None, ""
+            return generations_from(response, chat, request, offset, count, time.perf_counter() - start), None, ""
         except (AttributeError, TypeError, KeyError, IndexError, ValueError) as exc:  # a 200 body without the fields
             return [], Failure(MALFORMED, False), _redact(_short(exc), self._api_key)
 

@@ -1,0 +1,94 @@
+"""``tracemill``: run a build from a YAML config, or the offline demo.
+
+    tracemill run CONFIG.yaml [--set dotted.key=value …] [--force]
+    tracemill demo [--force]
+
+Without ``PREFECT_API_URL`` a build runs on a temporary local Prefect API; with it, the runs show in
+that server's UI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from tracemill.build import BuildConfig, load_build_config
+
+DEMO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
+
+
+def run(config: BuildConfig, force: bool) -> dict[str, str]:
+    from flows.build import build_dataset
+
+    locations = build_dataset(config=config, force=force)
+    funnel = locations.get("funnel")
+    if funnel:
+        print_funnel(funnel)
+    print("\nwhere the build wrote its output:")
+    for stage, where in locations.items():
+        print(f"  {stage:>16}: {where}")
+    return locations
+
+
+def print_funnel(path: str) -> None:
+    """The funnel file the export stage wrote: rows in and out of every stage, drops by reason."""
+    import fsspec
+
+    with fsspec.open(path, "r") as f:
+        rows = json.load(f)
+    if not rows:
+        return
+    names = list(rows[0])
+    widths = [max(len(name), *(len(str(row.get(name, ""))) for row in rows)) for name in names]
+    print("\nfunnel:")
+    print("  " + "  ".join(name.ljust(width) for name, width in zip(names, widths, strict=True)))
+    for row in rows:
+        cells = (str(row.get(name, "")).ljust(width) for name, width in zip(names, widths, strict=True))
+        print("  " + "  ".join(cells))
+
+
+def demo(force: bool) -> dict[str, str]:
+    """The offline demo: make the tiny local model if it is missing, then build configs/demo.yaml."""
+    config = load_build_config(DEMO_CONFIG)
+    teacher = config.sampling.teacher
+    model = Path(getattr(teacher, "model", ""))
+    if teacher.kind == "vllm" and not (model / "config.json").exists():
+        from tracemill.tiny_model import make_tiny_model
+
+        print(f"making the tiny demo model in {model} …")
+        make_tiny_model(model)
+    return run(config, force)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tracemill", description="Build R1-style reasoning datasets on Prefect.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run_parser = commands.add_parser("run", help="run a build from a YAML config")
+    run_parser.add_argument("config", help="build config (YAML), e.g. configs/math500.yaml")
+    run_parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set sampling.n=8 (repeatable)",
+    )
+    run_parser.add_argument("--force", action="store_true", help="recompute every shard of every stage")
+    demo_parser = commands.add_parser("demo", help="run the offline demo build (tiny local model, CPU)")
+    demo_parser.add_argument("--force", action="store_true", help="recompute every shard of every stage")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "demo":
+            demo(args.force)
+        else:
+            run(load_build_config(args.config, args.overrides), args.force)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"tracemill: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

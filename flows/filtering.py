@@ -1,0 +1,128 @@
+"""The filter-and-export flow: final verdicts and relabelled problems in; kept, rejected and every export out.
+
+The build flow calls it as a subflow; it can also be rerun alone, e.g. with another filter config,
+which reuses every verdict and writes a new kept dataset beside the old one.
+"""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger, unmapped
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+from blocks.object_store import open_store
+from blocks.store_results import result_storage
+from tasks.export import export_shard, push, save_dataset_dict, write_card
+from tasks.filtering import benchmark_index, commit, filter_shard, length_bound
+from tracemill import export, filters, funnel
+from tracemill.card import markdown_table
+from tracemill.config import StoreConfig
+from tracemill.export import ExportConfig
+from tracemill.filters import FilterConfig
+from tracemill.store import Dataset, fingerprint
+
+RELABEL_STAGE = "relabel"
+VERDICTS_STAGE = "rejudged"
+
+
+@flow(name="filter-and-export")
+def filter_and_export(
+    relabel: str,
+    verdicts: str,
+    filter_config: FilterConfig,
+    export_config: ExportConfig,
+    store: StoreConfig = StoreConfig(),  # noqa: B008 - pydantic defaults render in the UI form
+    force: bool = False,
+    build_info: dict | None = None,
+) -> dict[str, str]:
+    """Filter the verdicts dataset ``verdicts`` (shard-aligned with the relabel dataset ``relabel``) and export.
+
+    Returns the URIs of ``kept``, ``rejected``, the export folder and each export in it.
+    """
+    logger = get_run_logger()
+    where = open_store(store)
+    problems = where.dataset(RELABEL_STAGE, relabel, "relabel")
+    samples = where.dataset(VERDICTS_STAGE, verdicts, "verdict")
+    num_shards = _aligned_shards(problems, samples)
+
+    index, benchmarks = None, []
+    if filter_config.contamination is not None:
+        index, benchmarks = benchmark_index(filter_config.contamination, where)
+    inputs = [relabel, verdicts, *benchmarks]
+    fp = fingerprint(filters.KEPT_STAGE, filter_config, filters.CODE_VERSION, inputs)
+    kept = where.dataset(filters.KEPT_STAGE, fp, "kept")
+    rejected = where.dataset(filters.REJECTED_STAGE, fp, "rejected")
+    logger.info("kept dataset %s, rejected %s: %d shard(s)", kept.uri, rejected.uri, num_shards)
+
+    plan = None
+    if force or any(not (kept.has_shard(i) and rejected.has_shard(i)) for i in range(num_shards)):
+        bound = None
+        if filter_config.length is not None and filter_config.length.scope == "global":
+            bound = length_bound(samples, filter_config.length)
+        plan = filters.Plan(filter_config, length_limit=bound, contamination=index)
+
+    storage = result_storage(store)
+    shard_task = filter_shard.with_options(result_storage=storage, refresh_cache=force or None)
+    futures = shard_task.map(
+        unmapped(problems), unmapped(samples), unmapped(kept), unmapped(rejected), range(num_shards), unmapped(plan),
+        unmapped(force),
+    )  # fmt: skip
+    summaries = futures.result()
+    commit(kept, rejected, num_shards, filter_config, inputs, force)
+    counts = funnel.merge(funnel.from_json(s["funnel"]) for s in summaries)
+    create_table_artifact(
+        key="filter-funnel",
+        table=funnel.stage_table(counts),
+        description="Samples through the filters per source: rows in, dropped, rows out; last row: kept.\n\n"
+        + markdown_table(funnel.summary_table(counts)),
+    )
+
+    out = export.export_dir(where, fp, export_config)
+    export_task = export_shard.with_options(result_storage=storage, refresh_cache=force or None)
+    markers = export_task.map(
+        unmapped(kept), unmapped(rejected), unmapped(out), range(num_shards), unmapped(export_config), unmapped(force)
+    ).result()
+    hub_configs = export.configs(markers)
+    fingerprints = {"relabel": relabel, "verdicts": verdicts, "kept": fp, "rejected": fp, "export": out.fingerprint}
+    card = write_card(
+        out,
+        kept,
+        funnel=counts,
+        filter_config=filter_config,
+        export_config=export_config,
+        build_info=build_info,
+        fingerprints=fingerprints,
+        hub_configs=hub_configs,
+    )
+    create_markdown_artifact(key="dataset-card", markdown=card, description=f"Dataset card of {out.uri}")
+
+    result = {"kept": kept.uri, "rejected": rejected.uri, "exports": out.uri, "card": _uri(out, export.CARD)}
+    for name, (prefix, suffix, _, _) in export.LAYOUTS.items():
+        if name in {n for m in markers for n in m["files"]}:
+            result[{"default": "parquet", "rejected": "rejected_parquet"}.get(name, name)] = _uri(
+                out, f"{prefix}-*.{suffix}"
+            )
+    if export_config.hf_dataset and "default" in hub_configs:
+        result["hf_dataset"] = save_dataset_dict(out, hub_configs)
+    if export_config.hub_target:
+        result["hub"] = push(out, export_config.hub_target, f"tracemill export {out.fingerprint} (kept {fp})")
+    logger.info("filtered %d of %d samples into %s; exports in %s", counts[funnel.ALL].kept, counts[funnel.ALL].samples,
+                kept.uri, out.uri)  # fmt: skip
+    return result
+
+
+def _aligned_shards(problems: Dataset, samples: Dataset) -> int:
+    """Both inputs complete and with the same number of shards (shard i of each covers the same problems)."""
+    counts = []
+    for dataset in (problems, samples):
+        if not dataset.is_complete():
+            raise ValueError(f"{dataset.uri}: no manifest: the {dataset.stage} dataset is missing or incomplete")
+        counts.append(len(dataset.manifest()["shards"]))
+    if counts[0] != counts[1]:
+        raise ValueError(
+            f"{problems.uri} has {counts[0]} shard(s) but {samples.uri} has {counts[1]}: they must be shard-aligned"
+        )
+    return counts[0]
+
+
+def _uri(out: Dataset, relative: str) -> str:
+    return out.store.uri(f"{out.path}/{relative}")

@@ -1,0 +1,49 @@
+"""Export tasks: one task per kept shard writes that shard's files of every layout; then the card, the
+DatasetDict and the push, which read only a few columns or the files already written."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from prefect import task
+
+from blocks.hub_target import HubTarget
+from tasks.caching import RETRIES, SHARD_CACHE
+from tracemill import export
+from tracemill.store import Dataset
+
+
+@task(
+    name="export-shard",
+    task_run_name="export-{shard:05d}",
+    cache_policy=SHARD_CACHE,
+    persist_result=True,
+    **RETRIES,
+)
+def export_shard(
+    kept: Dataset, rejected: Dataset, dataset: Dataset, shard: int, config: export.ExportConfig, force: bool = False
+) -> dict[str, Any]:
+    """Write one shard's export files into ``dataset`` (the export folder); a finished shard is reused."""
+    done = None if force else export.shard_done(dataset, shard)
+    return done or export.export_shard(kept.read_shard(shard), rejected.read_shard(shard), dataset, shard, config)
+
+
+@task(name="export-card", **RETRIES)
+def write_card(out: Dataset, kept: Dataset, **details: Any) -> str:
+    """Write README.md (the dataset card) and the length histogram; returns the card's markdown."""
+    return export.write_card(out, kept, **details)
+
+
+@task(name="export-dataset-dict", **RETRIES)
+def save_dataset_dict(out: Dataset, hub_configs: Mapping[str, str]) -> str:
+    return export.save_dataset_dict(out, hub_configs)
+
+
+@task(name="push-to-hub", **RETRIES)
+def push(out: Dataset, target: str, message: str) -> str:
+    """Upload the export folder to the HubTarget block's repository; the token never leaves the block and the call."""
+    block = HubTarget.load(target)
+    token = block.token.get_secret_value() if block.token else None
+    with export.local_folder(out) as folder:
+        return export.push_to_hub(folder, repo_id=block.repo_id, token=token, private=block.private, message=message)
