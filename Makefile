@@ -39,6 +39,8 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/clevr_problems.py
 	$(PY) bench/store_io.py
+	$(PY) bench/filter_export.py
+	$(PY) bench/grading.py
 
 clean:
 	rm -rf $(VENV) tracemill-data .pytest_cache

@@ -16,7 +16,7 @@ from pydantic import Field, ValidationError
 from tracemill.config import ClevrProceduralSource, SourceConfig, StoreConfig, _Model
 from tracemill.export import ExportConfig
 from tracemill.filters import FilterConfig
-from tracemill.judging import JudgeConfig, RelabelConfig
+from tracemill.judge_config import JudgeConfig, RelabelConfig
 from tracemill.overrides import apply_overrides
 from tracemill.teachers.config import SamplingConfig
 

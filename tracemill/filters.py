@@ -139,6 +139,13 @@ def sample_text(row: Mapping[str, Any]) -> str:
     return f"{row.get('reasoning') or ''}\n{row.get('response') or ''}"
 
 
+def sample_words(row: dict[str, Any]) -> list[str]:
+    """The words of a sample's reasoning and response, computed once per row for both duplicate filters."""
+    if "_words" not in row:
+        row["_words"] = words(sample_text(row))
+    return row["_words"]
+
+
 def _hash64(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
 
@@ -153,22 +160,26 @@ def ngram_hashes(text: str | None, n: int) -> set[int]:
     return {_hash64(" ".join(tokens[i : i + n])) for i in range(len(tokens) - n + 1)}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class NgramIndex:
-    """The n-grams of a set of benchmark texts."""
+    """The n-grams of a set of benchmark texts, as a sorted array (cheap to hand to every shard task)."""
 
     n: int
-    hashes: frozenset[int]
+    hashes: np.ndarray  # sorted unique uint64
 
     @classmethod
     def build(cls, texts: Iterable[str | None], n: int) -> NgramIndex:
         found: set[int] = set()
         for text in texts:
             found |= ngram_hashes(text, n)
-        return cls(n, frozenset(found))
+        return cls(n, np.unique(np.fromiter(found, dtype=np.uint64, count=len(found))))
 
     def overlaps(self, text: str | None) -> bool:
-        return not self.hashes.isdisjoint(ngram_hashes(text, self.n))
+        grams = np.fromiter(ngram_hashes(text, self.n), dtype=np.uint64)
+        if not grams.size or not self.hashes.size:
+            return False
+        at = np.minimum(np.searchsorted(self.hashes, grams), self.hashes.size - 1)
+        return bool((self.hashes[at] == grams).any())
 
 
 _PRIME = np.uint64(4_294_967_311)  # the first prime above 2**32: a*x + b stays below 2**64
@@ -186,7 +197,7 @@ class MinHasher:
     def signature(self, tokens: Sequence[str]) -> np.ndarray:
         if not tokens:
             return np.full(self.a.shape, _PRIME, dtype=np.uint64)
-        hashed = np.fromiter((zlib.crc32(t.encode()) for t in tokens), dtype=np.uint64, count=len(tokens))
+        hashed = np.fromiter(map(zlib.crc32, map(str.encode, tokens)), dtype=np.uint64, count=len(tokens))
         width = min(self.shingle, len(hashed))
         count = len(hashed) - width + 1
         shingles = np.zeros(count, dtype=np.uint64)
@@ -244,30 +255,30 @@ def contaminated(question: str | None, index: NgramIndex) -> str | None:
 # --- group filters: one problem's surviving samples, in sample order ------------------------------
 
 
-def exact_duplicates(rows: Sequence[Mapping[str, Any]]) -> list[str | None]:
+def exact_duplicates(rows: Sequence[dict[str, Any]]) -> list[str | None]:
     seen: set[str] = set()
     reasons: list[str | None] = []
     for row in rows:
-        key = " ".join(words(sample_text(row)))
+        key = " ".join(sample_words(row))
         reasons.append("duplicate" if key in seen else None)
         seen.add(key)
     return reasons
 
 
-def near_duplicates(rows: Sequence[Mapping[str, Any]], hasher: MinHasher, threshold: float) -> list[str | None]:
-    kept: list[np.ndarray] = []
+def near_duplicates(rows: Sequence[dict[str, Any]], hasher: MinHasher, threshold: float) -> list[str | None]:
+    kept = np.empty((0, hasher.a.size), dtype=np.uint64)
     reasons: list[str | None] = []
     for row in rows:
-        signature = hasher.signature(words(sample_text(row)))
-        if any(jaccard(signature, other) >= threshold for other in kept):
+        signature = hasher.signature(sample_words(row))
+        if len(kept) and (kept == signature).mean(axis=1).max() >= threshold:
             reasons.append("near_duplicate")
         else:
             reasons.append(None)
-            kept.append(signature)
+            kept = np.vstack([kept, signature])
     return reasons
 
 
-def over_limit(rows: Sequence[Mapping[str, Any]], limit: int) -> list[str | None]:
+def over_limit(rows: Sequence[dict[str, Any]], limit: int) -> list[str | None]:
     return [None if i < limit else "over_limit" for i in range(len(rows))]
 
 
@@ -336,6 +347,7 @@ def filter_shard(relabel: pa.Table, verdicts: pa.Table, plan: Plan, *, shard: in
         row["answer_type"] = answer_types[at[i]]
         groups.setdefault(row["problem_id"], []).append(i)
     reasons: list[str | None] = [None] * len(rows)
+    group_checks = _group_checks(config)
     for pid, members in groups.items():
         members.sort(key=lambda i: rows[i]["sample_idx"])
         limit = plan.length_limit
@@ -347,7 +359,7 @@ def filter_shard(relabel: pa.Table, verdicts: pa.Table, plan: Plan, *, shard: in
             reasons[i] = next((r for r in (check(rows[i]) for check in checks) if r), None)
             if reasons[i] is None:
                 alive.append(i)
-        for group_check in _group_checks(config):
+        for group_check in group_checks:
             found = group_check([rows[i] for i in alive])
             for i, reason in zip(alive, found, strict=True):
                 reasons[i] = reason

@@ -131,6 +131,10 @@ def explodes(answer: str) -> bool:
         return True
     if any(int(n) > MAX_FACTORIAL for n in re.findall(r"(\d{1,12})\s*!", answer)):
         return True
+    for match in re.finditer(r"[)}]\s*!", answer):  # (10^{9})!
+        opening = answer.rfind("(" if answer[match.start()] == ")" else "{", 0, match.start())
+        if _log10_size(answer[opening + 1 : match.start()]) > math.log10(MAX_FACTORIAL):
+            return True
     return _log10_size(answer) > MAX_DIGITS
 
 

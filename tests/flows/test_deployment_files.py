@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import os
 import subprocess
@@ -125,3 +126,29 @@ def test_gpu_process_template_pins_devices_or_inherits_the_workers(prefect_api):
     inherited = asyncio.run(ProcessJobConfiguration.from_template_and_values(template, {}))
     inherited.prepare_for_flow_run(_flow_run())
     assert "CUDA_VISIBLE_DEVICES" not in inherited.env
+
+
+def test_failed_build_automation_installs_and_replaces_itself(prefect_api):
+    from prefect.automations import Automation
+    from prefect.blocks.notifications import CustomWebhookNotificationBlock
+
+    spec = importlib.util.spec_from_file_location("automations", ROOT / "deployments/automations.py")
+    automations = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(automations)
+    block_id = CustomWebhookNotificationBlock(name="alerts", url="http://127.0.0.1:9/hook").save(
+        "tm-alerts", overwrite=True
+    )
+    automations.install("custom-webhook/tm-alerts")
+    again = automations.install("custom-webhook/tm-alerts")  # rerunning replaces, never duplicates
+
+    with get_client(sync_client=True) as client:
+        named = [a for a in client.read_automations() if a.name == automations.NAME]
+    assert [a.id for a in named] == [again.id]
+    automation = Automation.read(id=again.id)
+    assert automation.trigger.expect == {"prefect.flow-run.Failed", "prefect.flow-run.Crashed"}
+    assert automation.trigger.match_related == {
+        "prefect.resource.role": "flow",
+        "prefect.resource.name": "build-dataset",
+    }
+    (action,) = automation.actions
+    assert action.type == "send-notification" and action.block_document_id == block_id

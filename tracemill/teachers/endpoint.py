@@ -225,8 +225,9 @@ class EndpointTeacher:
     prompts to the completions API, raw, so a template that ends inside ``<think>`` is continued
     rather than answered. With ``supports_n`` one HTTP request asks for a request's ``n`` samples
     with ``seed=request.seed`` (vLLM seeds choice ``i`` with ``seed + i``); otherwise each sample is
-    its own request with ``n=1`` and seed ``request.seed + i``. ``latency_s`` is the duration of the attempt that produced the
-    result (for failures: from the first attempt to giving up). Call ``close()`` when done.
+    its own request with ``n=1`` and seed ``request.seed + i``. ``latency_s`` is the duration of the
+    attempt that produced the result (for failures: from the first attempt to giving up). Call
+    ``close()`` when done.
     """
 
     def __init__(
