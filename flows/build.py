@@ -82,7 +82,7 @@ def build_dataset(config: BuildConfig, force: bool = False) -> dict[str, str]:
         filter_and_export,
         relabel=fingerprint_of(judged["relabel"]),
         verdicts=fingerprint_of(judged["rejudged"]),
-        filter_config=config.filters,
+        filter_config=config.filters.model_copy(update={"custom_prompts": config.sampling.custom_prompts}),
         export_config=config.export,
         store=store,
         force=force,

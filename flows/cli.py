@@ -33,20 +33,21 @@ def run(config: BuildConfig, force: bool) -> dict[str, str]:
 
 
 def print_funnel(path: str) -> None:
-    """The funnel file the export stage wrote: rows in and out of every stage, drops by reason."""
+    """The funnel file the export stage wrote: counts per source, and rows through every filter."""
     import fsspec
 
     with fsspec.open(path, "r") as f:
-        rows = json.load(f)
-    if not rows:
-        return
-    names = list(rows[0])
-    widths = [max(len(name), *(len(str(row.get(name, ""))) for row in rows)) for name in names]
-    print("\nfunnel:")
-    print("  " + "  ".join(name.ljust(width) for name, width in zip(names, widths, strict=True)))
-    for row in rows:
-        cells = (str(row.get(name, "")).ljust(width) for name, width in zip(names, widths, strict=True))
-        print("  " + "  ".join(cells))
+        tables = json.load(f)
+    for title, rows in tables.items():
+        if not rows:
+            continue
+        names = list(rows[0])
+        widths = [max(len(name), *(len(str(row.get(name, ""))) for row in rows)) for name in names]
+        print(f"\nfunnel, {title}:")
+        print("  " + "  ".join(name.rjust(width) for name, width in zip(names, widths, strict=True)))
+        for row in rows:
+            cells = (str(row.get(name, "")).rjust(width) for name, width in zip(names, widths, strict=True))
+            print("  " + "  ".join(cells))
 
 
 def demo(force: bool) -> dict[str, str]:

@@ -6,6 +6,8 @@ which reuses every verdict and writes a new kept dataset beside the old one.
 
 from __future__ import annotations
 
+import json
+
 from prefect import flow, get_run_logger, unmapped
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
@@ -19,6 +21,8 @@ from tracemill.config import StoreConfig
 from tracemill.export import ExportConfig
 from tracemill.filters import FilterConfig
 from tracemill.store import Dataset, fingerprint
+
+FUNNEL_FILE = "funnel.json"
 
 RELABEL_STAGE = "relabel"
 VERDICTS_STAGE = "rejudged"
@@ -95,7 +99,16 @@ def filter_and_export(
     )
     create_markdown_artifact(key="dataset-card", markdown=card, description=f"Dataset card of {out.uri}")
 
-    result = {"kept": kept.uri, "rejected": rejected.uri, "exports": out.uri, "card": _uri(out, export.CARD)}
+    # The funnel as a file beside the exports, for the CLI and for anyone reading the folder without Prefect.
+    tables = {"per source": funnel.summary_table(counts), "through the filters": funnel.stage_table(counts)}
+    out.store.write_bytes(f"{out.path}/{FUNNEL_FILE}", json.dumps(tables, indent=1).encode())
+    result = {
+        "kept": kept.uri,
+        "rejected": rejected.uri,
+        "exports": out.uri,
+        "card": _uri(out, export.CARD),
+        "funnel": _uri(out, FUNNEL_FILE),
+    }
     for name, (prefix, suffix, _, _) in export.LAYOUTS.items():
         if name in {n for m in markers for n in m["files"]}:
             result[{"default": "parquet", "rejected": "rejected_parquet"}.get(name, name)] = _uri(

@@ -8,9 +8,12 @@ shard index). Flows persist the results inside the store itself, where every wor
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from prefect import Task
 from prefect.cache_policies import CachePolicy
@@ -34,6 +37,32 @@ class ShardCachePolicy(CachePolicy):
 
 
 SHARD_CACHE = ShardCachePolicy()
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def names_the_shard(stage: str) -> Callable[[F], F]:
+    """Note the stage and shard on an exception leaving a shard task (``exc.__notes__``).
+
+    A note keeps the exception's type, so the retry condition still sees what it is, and the build
+    flow's error can say which shard of which stage failed.
+    """
+
+    def decorate(fn: F) -> F:
+        signature = inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except Exception as exc:
+                shard = signature.bind_partial(*args, **kwargs).arguments.get("shard")
+                exc.add_note(f"{stage} shard {shard}")
+                raise
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
 
 
 def is_transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:

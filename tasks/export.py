@@ -9,7 +9,7 @@ from typing import Any
 from prefect import task
 
 from blocks.hub_target import HubTarget
-from tasks.caching import RETRIES, SHARD_CACHE
+from tasks.caching import RETRIES, SHARD_CACHE, names_the_shard
 from tracemill import export
 from tracemill.store import Dataset
 
@@ -21,6 +21,7 @@ from tracemill.store import Dataset
     persist_result=True,
     **RETRIES,
 )
+@names_the_shard("export")
 def export_shard(
     kept: Dataset, rejected: Dataset, dataset: Dataset, shard: int, config: export.ExportConfig, force: bool = False
 ) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from prefect import task
 
-from tasks.caching import RETRIES, SHARD_CACHE
+from tasks.caching import RETRIES, SHARD_CACHE, names_the_shard
 from tracemill import filters, funnel
 from tracemill.store import Dataset, Store
 
@@ -33,6 +33,7 @@ def benchmark_index(config: filters.ContaminationConfig, store: Store) -> tuple[
     persist_result=True,
     **RETRIES,
 )
+@names_the_shard("filter")
 def filter_shard(
     relabel: Dataset,
     verdicts: Dataset,

@@ -11,7 +11,7 @@ from typing import Any
 
 from prefect import get_run_logger, task
 
-from tasks.caching import RETRIES, SHARD_CACHE
+from tasks.caching import RETRIES, SHARD_CACHE, names_the_shard
 from tracemill import judging
 from tracemill.judge_config import JudgeConfig, RelabelConfig
 from tracemill.store import Dataset
@@ -21,6 +21,7 @@ _SHARD_TASK: dict[str, Any] = {"cache_policy": SHARD_CACHE, "persist_result": Tr
 
 
 @task(name="verdicts-shard", task_run_name="verdicts-{shard:05d}", **_SHARD_TASK)
+@names_the_shard("verdicts")
 def judge_shard(
     problems: Dataset,
     samples: Dataset,
@@ -43,6 +44,7 @@ def judge_shard(
 
 
 @task(name="relabel-shard", task_run_name="relabel-{shard:05d}", **_SHARD_TASK)
+@names_the_shard("relabel")
 def relabel_shard(
     problems: Dataset,
     verdicts: Dataset,
@@ -67,6 +69,7 @@ def relabel_shard(
 
 
 @task(name="rejudged-shard", task_run_name="rejudged-{shard:05d}", **_SHARD_TASK)
+@names_the_shard("rejudged")
 def rejudge_shard(
     relabel: Dataset,
     verdicts: Dataset,

@@ -6,7 +6,7 @@ from typing import Any
 
 from prefect import task
 
-from tasks.caching import RETRIES, SHARD_CACHE
+from tasks.caching import RETRIES, SHARD_CACHE, names_the_shard
 from tracemill import problems
 from tracemill.store import Dataset
 
@@ -18,6 +18,7 @@ from tracemill.store import Dataset
     persist_result=True,
     **RETRIES,
 )
+@names_the_shard("problems")
 def synthesize_shard(source: problems.Source, dataset: Dataset, shard: int, force: bool = False) -> str:
     """Write one problems shard and return its URI; a shard already in the store is reused, cache or not."""
     if force or not dataset.has_shard(shard):

@@ -7,7 +7,7 @@ from typing import Any
 
 from prefect import task
 
-from tasks.caching import RETRIES, SHARD_CACHE
+from tasks.caching import RETRIES, SHARD_CACHE, names_the_shard
 from tracemill import sampling
 from tracemill.store import Dataset
 from tracemill.teachers.base import Teacher
@@ -21,6 +21,7 @@ from tracemill.teachers.config import SamplingConfig
     persist_result=True,
     **RETRIES,
 )
+@names_the_shard("samples")
 def sample_shard(
     problems: Dataset,
     dataset: Dataset,

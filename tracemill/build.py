@@ -59,9 +59,7 @@ class BuildConfig(_Model):
     )
     filters: FilterConfig = Field(default_factory=FilterConfig, description="Which judged samples are kept.")
     export: ExportConfig = Field(default_factory=ExportConfig, description="What is written from the kept samples.")
-    orchestration: OrchestrationConfig = Field(
-        default_factory=OrchestrationConfig, description="Where the stages run."
-    )
+    orchestration: OrchestrationConfig = Field(default_factory=OrchestrationConfig, description="Where the stages run.")
 
 
 def load_build_config(path: str | Path, overrides: Sequence[str] = ()) -> BuildConfig:

@@ -121,7 +121,9 @@ class FilterConfig(_Model):
         None, ge=1, le=100_000, description="Keep at most this many samples per problem (lowest sample_idx first)."
     )
     custom_prompts: list[PromptConfig] = Field(
-        default_factory=list, description="The sampling stage's custom prompt templates, to render kept prompts."
+        default_factory=list,
+        description="The sampling stage's custom prompt templates, to render kept prompts; a build fills them in "
+        "from sampling.custom_prompts.",
     )
 
 

@@ -1,6 +1,6 @@
 """The configuration reference in the README, generated from ``BuildConfig`` so it cannot drift.
 
-    python -m tracemill.reference   # prints the markdown; tests compare it with the README
+python -m tracemill.reference   # prints the markdown; tests compare it with the README
 """
 
 from __future__ import annotations

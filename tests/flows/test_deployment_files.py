@@ -146,7 +146,7 @@ def test_failed_build_automation_installs_and_replaces_itself(prefect_api):
     assert [a.id for a in named] == [again.id]
     automation = Automation.read(id=again.id)
     assert automation.trigger.expect == {"prefect.flow-run.Failed", "prefect.flow-run.Crashed"}
-    assert automation.trigger.match_related == {
+    assert automation.trigger.match_related.model_dump() == {
         "prefect.resource.role": "flow",
         "prefect.resource.name": "build-dataset",
     }
