@@ -17,9 +17,10 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-# The offline demo: synthesize procedural CLEVR counting problems into ./tracemill-data.
+# The offline demo: the whole pipeline (configs/demo.yaml) on procedural CLEVR problems with a tiny
+# local model on the CPU build of vLLM, into ./tracemill-data. Prints the funnel and the exported files.
 demo: $(STAMP)
-	PREFECT_SERVER_ANALYTICS_ENABLED=false $(PY) -m flows.problems --config configs/demo.yaml
+	PREFECT_SERVER_ANALYTICS_ENABLED=false $(VENV)/bin/tracemill demo
 
 # Lint, then the whole suite. The tests start what they need (a Prefect test server, a SeaweedFS
 # S3 server on loopback) and stop it again.

@@ -17,7 +17,7 @@ from blocks.object_store import open_store
 from blocks.store_results import result_storage
 from tasks.problems import commit_problems, synthesize_shard
 from tracemill import problems
-from tracemill.config import ClevrProceduralSource, ProblemsConfig, SourceConfig, StoreConfig, load_yaml
+from tracemill.config import ClevrProceduralSource, ProblemsConfig, SourceConfig, StoreConfig, load_problems_config
 
 
 @flow(name="synthesize-problems")
@@ -62,10 +62,10 @@ def synthesize_problems(
 def main(argv: list[str] | None = None) -> None:
     """``python -m flows.problems [--config FILE] [--force]``: run the flow, print the dataset location."""
     parser = argparse.ArgumentParser(description="Synthesize a problems dataset.")
-    parser.add_argument("--config", help="YAML file with `source:` and `store:` (ProblemsConfig)")
+    parser.add_argument("--config", help="YAML build config; its `source:` and `store:` are used")
     parser.add_argument("--force", action="store_true", help="recompute every shard")
     args = parser.parse_args(argv)
-    config = load_yaml(args.config) if args.config else ProblemsConfig()
+    config = load_problems_config(args.config) if args.config else ProblemsConfig()
     uri = synthesize_problems(source=config.source, store=config.store, force=args.force)
     print(f"problems dataset: {uri}")
 

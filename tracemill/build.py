@@ -10,14 +10,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field
 
-from tracemill.config import ClevrProceduralSource, SourceConfig, StoreConfig, _Model
+from tracemill.config import ClevrProceduralSource, SourceConfig, StoreConfig, _Model, load_yaml
 from tracemill.export import ExportConfig
 from tracemill.filters import FilterConfig
 from tracemill.judge_config import JudgeConfig, RelabelConfig
-from tracemill.overrides import apply_overrides
 from tracemill.teachers.config import SamplingConfig
 
 
@@ -63,15 +61,5 @@ class BuildConfig(_Model):
 
 
 def load_build_config(path: str | Path, overrides: Sequence[str] = ()) -> BuildConfig:
-    """A YAML file plus ``--set dotted.key=value`` overrides; errors name the file and the field."""
-    text = Path(path).read_text()
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping of build settings, got {type(data).__name__}")
-    try:
-        return BuildConfig.model_validate(apply_overrides(data, overrides))
-    except ValidationError as exc:
-        raise ValueError(f"{path}: {exc}") from exc
+    """A YAML build config plus ``--set dotted.key=value`` overrides; errors name the file and the field."""
+    return load_yaml(path, BuildConfig, overrides)

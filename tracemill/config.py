@@ -6,11 +6,14 @@ anything runs.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from tracemill.overrides import apply_overrides
 
 
 class _Model(BaseModel):
@@ -220,13 +223,29 @@ class ProblemsConfig(_Model):
     store: StoreConfig = Field(default_factory=StoreConfig, description="Where datasets are written.")
 
 
-def load_yaml(path: str | Path, model: type[_Model] = ProblemsConfig) -> Any:
-    """Load a YAML config file into ``model``; validation errors name the file and the field."""
-    text = Path(path).read_text()
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """A config file's mapping; an unreadable file names itself."""
     try:
-        data = yaml.safe_load(text) or {}
+        data = yaml.safe_load(Path(path).read_text()) or {}
     except yaml.YAMLError as exc:
         raise ValueError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping of settings, got {type(data).__name__}")
+    return data
+
+
+def load_yaml(path: str | Path, model: type[_Model] = ProblemsConfig, overrides: Sequence[str] = ()) -> Any:
+    """Load a YAML config file, plus ``dotted.key=value`` overrides, into ``model``; errors name the file and field."""
+    return _validated(path, model, apply_overrides(read_yaml(path), overrides))
+
+
+def load_problems_config(path: str | Path) -> ProblemsConfig:
+    """The ``source:`` and ``store:`` of a build config file, for running the problems stage alone."""
+    data = read_yaml(path)
+    return _validated(path, ProblemsConfig, {key: data[key] for key in ("source", "store") if key in data})
+
+
+def _validated(path: str | Path, model: type[_Model], data: dict[str, Any]) -> Any:
     try:
         return model.model_validate(data)
     except ValueError as exc:

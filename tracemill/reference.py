@@ -23,7 +23,7 @@ def reference(root: type[BaseModel]) -> str:
     """One table per config model, reached from ``root`` breadth first; union members each get their own."""
     sections: list[str] = []
     seen: set[type[BaseModel]] = set()
-    queue: list[tuple[str, type[BaseModel]]] = [(root.__name__, root)]
+    queue: list[tuple[str, type[BaseModel]]] = [("", root)]
     while queue:
         path, model = queue.pop(0)
         if model in seen:
@@ -32,12 +32,12 @@ def reference(root: type[BaseModel]) -> str:
         rows = []
         for name, field in model.model_fields.items():
             rows.append(f"| `{name}` | {_type(field.annotation)} | {_default(field)} | {_describe(field)} |")
-            queue.extend((f"{path}.{name}", sub) for sub in _models(field.annotation))
+            queue.extend((f"{path}.{name}" if path else name, sub) for sub in _models(field.annotation))
         doc = (model.__doc__ or "").strip().splitlines()[0] if model.__doc__ else ""
         kind = model.model_fields.get("kind")
         variant = f" · kind `{kind.default}`" if kind is not None and isinstance(kind.default, str) else ""
         sections.append(
-            f"#### `{path}`{variant} ({model.__name__})\n\n{doc}\n\n| field | type | default | description |\n"
+            f"#### `{path or '(top level)'}`{variant} ({model.__name__})\n\n{doc}\n\n| field | type | default | description |\n"
             "|---|---|---|---|\n" + "\n".join(rows)
         )
     return "\n\n".join(sections) + "\n"
@@ -89,10 +89,26 @@ def _describe(field: FieldInfo) -> str:
     return text + (f" ({', '.join(bounds)})" if bounds else "")
 
 
+def in_readme(text: str) -> str:
+    """The generated part of a README: between the BEGIN and END markers."""
+    start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
+    return text[start:end].strip() + "\n"
+
+
 def main() -> None:
+    import sys
+    from pathlib import Path
+
     from tracemill.build import BuildConfig
 
-    print(reference(BuildConfig), end="")
+    generated = reference(BuildConfig)
+    if len(sys.argv) < 2:
+        print(generated, end="")
+        return
+    path = Path(sys.argv[1])
+    text = path.read_text()
+    old = in_readme(text)
+    path.write_text(text.replace(old, generated, 1) if old.strip() else text)
 
 
 if __name__ == "__main__":

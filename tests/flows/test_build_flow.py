@@ -41,7 +41,8 @@ def _config(tmp_path: Path, tiny_model: str, cpu_engine: dict) -> BuildConfig:
     data = yaml.safe_load((ROOT / "configs" / "demo.yaml").read_text())
     data["store"] = {"url": str(tmp_path / "store")}
     data["source"].update(num_scenes=4, scenes_per_shard=2, questions_per_scene=1, seed=3)
-    data["sampling"].update(n=3, max_tokens=24, guided_regex=ANSWER, batch_size=2)
+    data["sampling"].update(n=3, max_tokens=64, guided_regex=ANSWER, batch_size=2)
+    data["filters"] = {"correct_only": False}  # keep wrong answers too, with their labels
     data["sampling"]["teacher"] = {"kind": "vllm", "model": tiny_model, **cpu_engine}
     return BuildConfig.model_validate(data)
 
@@ -58,14 +59,18 @@ def test_build_runs_every_stage_then_reruns_from_cache(prefect_api, tmp_path, ti
     problems = store.dataset("problems", Path(locations["problems"]).name, "problem").read()
     samples = store.dataset("samples", Path(locations["samples"]).name, "sample").read()
     assert samples.num_rows == 3 * problems.num_rows == 3 * 4 * 2  # (1 question + 'how many items') × 4 scenes
-    kept = pq.read_table(Path(locations["kept"])).num_rows
+    kept = pq.read_table(Path(locations["kept"]))
     rejected = pq.read_table(Path(locations["rejected"]))
-    assert kept + rejected.num_rows == samples.num_rows  # every sample is kept or rejected with a reason
+    assert kept.num_rows > 0 and kept.num_rows + rejected.num_rows == samples.num_rows  # kept, or dropped with a reason
     assert all(rejected.column("reason").to_pylist())
-    card = Path(locations["card"]).read_text()
-    assert config.name in card or "tracemill CLEVR counting demo" in card
-    for name in ("sft_correct", "sft_all", "messages", "r1v", "weaver"):
+    assert "tracemill CLEVR counting demo" in Path(locations["card"]).read_text()
+    exports = ["sft_all", "messages", "r1v", "weaver"] + (
+        ["sft_correct"] if any(kept.column("correct").to_pylist()) else []
+    )
+    for name in exports:
         assert list(Path(locations[name]).parent.glob(Path(locations[name]).name)), name
+    funnel = json.loads(Path(locations["funnel"]).read_text())
+    assert funnel["per source"][0]["samples"] == samples.num_rows
     summary = artifacts(state)["build-summary"].data
     assert locations["samples"] in summary and locations["exports"] in summary
 

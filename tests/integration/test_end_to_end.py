@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -26,7 +27,14 @@ from typing import Any
 import pytest
 import s3fs
 from prefect.client.orchestration import SyncPrefectClient, get_client
-from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterParentFlowRunId,
+    LogFilter,
+    LogFilterFlowRunId,
+    TaskRunFilter,
+    TaskRunFilterFlowRunId,
+)
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,7 +48,7 @@ class Scenario:
 
     deployments: tuple[str, ...]  # `prefect deploy --name` arguments
     deployment: str  # flow name/deployment name that the UI triggers
-    parameters: Callable[[str], dict[str, Any]]  # store URL -> the run's parameters
+    parameters: Callable[[str, dict[str, Any]], dict[str, Any]]  # (store URL, vLLM teacher) -> the run's parameters
     artifacts: frozenset[str]  # artifact keys the run must publish
     faulty_shard: str  # task run name of the shard that meets the injected fault
 
@@ -49,18 +57,60 @@ def _store(url: str) -> dict[str, Any]:
     return {"url": url, "block": STORE_BLOCK}
 
 
-SYNTHESIZE = Scenario(
-    deployments=("synthesize-problems", "gpu"),
-    deployment="synthesize-problems/synthesize-problems",
-    parameters=lambda url: {
-        "source": {"kind": "clevr_procedural", "num_scenes": 6, "scenes_per_shard": 2, "seed": 5},
-        "store": _store(url),
-    },
-    artifacts=frozenset({"problems-progress", "problems-shards", "problems-summary"}),
+# The tiny model's text is random: guided decoding keeps its answers in the CLEVR answer format, short
+# enough that most samples finish within max_tokens.
+ANSWER_FORMAT = r"<think>[a-z][a-z ]{3,20}</think>\n\*\*The answer is: \*\*[1-9]"
+
+
+def _build_parameters(url: str, teacher: dict[str, Any]) -> dict[str, Any]:
+    """A small BuildConfig, as the UI's form sends it: 2 problem shards, each sampled by its own GPU-pool run."""
+    return {
+        "config": {
+            "name": "e2e-clevr",
+            "source": {
+                "kind": "clevr_procedural",
+                "num_scenes": 4,
+                "scenes_per_shard": 2,
+                "questions_per_scene": 1,
+                "seed": 5,
+            },
+            "store": _store(url),
+            "sampling": {
+                "teacher": teacher,
+                "prompt": "clevr_v2",
+                "n": 2,
+                "temperature": 1.0,
+                "max_tokens": 48,
+                "guided_regex": ANSWER_FORMAT,
+            },
+            "relabel": {"min_votes": 2, "min_share": 0.5},
+            # Random answers are rarely right: keep wrong ones too, so that every export has rows.
+            "filters": {"correct_only": False},
+            "orchestration": {"sampling_on": "gpu_pool", "shards_per_run": 1},
+        }
+    }
+
+
+BUILD = Scenario(
+    deployments=("clevr-nightly", "gpu"),
+    deployment="build-dataset/clevr-nightly",
+    parameters=_build_parameters,
+    artifacts=frozenset(
+        {
+            "build-summary",
+            "problems-shards",
+            "samples-shards",
+            "judging-accuracy",
+            "judging-decided-by",
+            "judging-summary",
+            "filter-funnel",
+            "dataset-card",
+        }
+    ),
     faulty_shard="problems-00001",
 )
 
-SCENARIO = SYNTHESIZE
+SCENARIO = BUILD
 
 # Put on the flow run's PYTHONPATH: the first write of the named shard raises the transient error a
 # dropped connection to the store raises; the marker file makes it happen once across processes.
@@ -193,7 +243,39 @@ def _wait_for_final_state(client: SyncPrefectClient, flow_run_id: Any, seconds: 
     return client.read_flow_run(flow_run_id)
 
 
-def test_ui_triggered_run_on_worker_pools(prefect_server, s3_server, tmp_path):
+def _all_logs(client: SyncPrefectClient, log_filter: LogFilter | None = None) -> list[Any]:
+    """Every log record, page by page (the API answers at most its default limit per call)."""
+    logs: list[Any] = []
+    while page := client.read_logs(log_filter=log_filter, limit=200, offset=len(logs)):
+        logs.extend(page)
+    return logs
+
+
+def _children(client: SyncPrefectClient, parent: Any) -> list[Any]:
+    """The subflow runs of a flow run: its stages, and the runs it sent to the sampling deployment."""
+    return client.read_flow_runs(
+        flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[parent]))
+    )
+
+
+def _shard_histories(client: SyncPrefectClient, flow_run_ids: list[Any]) -> dict[str, list[str]]:
+    """State names, in order, of every shard task run (``{stage}-{shard:05d}``) of these flow runs."""
+    runs = client.read_task_runs(task_run_filter=TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=flow_run_ids)))
+    shard_runs = [r for r in runs if re.fullmatch(r"[a-z]+-\d{5}", r.name)]
+    names = [r.name for r in shard_runs]
+    assert len(names) == len(set(names)), f"a shard ran twice: {sorted(names)}"
+    return {
+        r.name: [s.name for s in sorted(client.read_task_run_states(r.id), key=lambda s: s.timestamp)]
+        for r in shard_runs
+    }
+
+
+def _trigger(client: SyncPrefectClient, deployment_id: Any, parameters: dict[str, Any], env: dict[str, str]) -> Any:
+    """POST /deployments/{id}/create_flow_run: what the UI's custom-run form sends."""
+    return client.create_flow_run_from_deployment(deployment_id, parameters=parameters, job_variables={"env": env})
+
+
+def test_ui_triggered_build_samples_on_the_gpu_pool(prefect_server, s3_server, tiny_model, cpu_engine, tmp_path):
     server = prefect_server
     # The operator's set-up, command for command as in the README.
     server.cli(
@@ -229,49 +311,74 @@ def test_ui_triggered_run_on_worker_pools(prefect_server, s3_server, tmp_path):
     marker = tmp_path / "fault-injected"
     stage, shard = SCENARIO.faulty_shard.rsplit("-", 1)
     store_url = f"s3://{s3_server.bucket}/e2e"
+    parameters = SCENARIO.parameters(store_url, {"kind": "vllm", "model": tiny_model, **cpu_engine})
 
     with temporary_settings({PREFECT_API_URL: server.api_url}), get_client(sync_client=True) as client:
         deployment = client.read_deployment_by_name(SCENARIO.deployment)
-        # POST /deployments/{id}/create_flow_run: what the UI's custom-run form sends.
-        run = client.create_flow_run_from_deployment(
-            deployment.id,
-            parameters=SCENARIO.parameters(store_url),
-            job_variables={
-                "env": {
-                    "PYTHONPATH": str(tmp_path / "hook"),
-                    "TRACEMILL_TEST_FAULT": f"{stage}:{int(shard)}",
-                    "TRACEMILL_TEST_FAULT_MARKER": str(marker),
-                }
-            },
+        sampling_deployment = client.read_deployment_by_name("sample-problems/gpu")
+        fault = {
+            "PYTHONPATH": str(tmp_path / "hook"),
+            "TRACEMILL_TEST_FAULT": f"{stage}:{int(shard)}",
+            "TRACEMILL_TEST_FAULT_MARKER": str(marker),
+        }
+        build = _wait_for_final_state(client, _trigger(client, deployment.id, parameters, fault).id, seconds=540)
+        assert build.state is not None and build.state.is_completed(), (
+            f"{build.state}\n{''.join(log.message + chr(10) for log in _all_logs(client))[-6000:]}\n"
+            f"{server.services.logs()}"
         )
-        run = _wait_for_final_state(client, run.id, seconds=420)
-        logs = "\n".join(log.message for log in client.read_logs())
-        assert run.state is not None and run.state.is_completed(), (
-            f"{run.state}\n{logs[-6000:]}\n{server.services.logs()}"
-        )
+        assert build.work_pool_name == "cpu"
+
+        # Sampling went to the gpu pool: one run of sample-problems/gpu per chunk of one shard, each a
+        # child of the build, each picked up by the gpu pool's worker.
+        stages = _children(client, build.id)
+        sampling_runs = [r for r in stages if r.deployment_id == sampling_deployment.id]
+        assert sorted(tuple(r.parameters["shards"]) for r in sampling_runs) == [(0,), (1,)], sampling_runs
+        for run in sampling_runs:
+            assert run.work_pool_name == "gpu" and run.state is not None and run.state.is_completed(), run
+            messages = [
+                log.message for log in _all_logs(client, LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id])))
+            ]
+            assert f"Worker 'e2e-gpu' submitting flow run '{run.id}'" in messages, messages[:20]
+        flow_runs = [build.id, *(r.id for r in stages)]
+        history = _shard_histories(client, flow_runs)
+        assert {n for n in history if n.startswith("samples-")} == {"samples-00000", "samples-00001"}, history
+        assert all(h[-1] == "Completed" for h in history.values()), history
 
         # The retry the UI shows: the faulty shard waited for its retry, then completed; no other did.
         assert marker.exists(), "the injected fault never fired"
-        shard_runs = client.read_task_runs(task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_=f"{stage}-0")))
-        history = {
-            r.name: [s.name for s in sorted(client.read_task_run_states(r.id), key=lambda s: s.timestamp)]
-            for r in shard_runs
-        }
         assert "AwaitingRetry" in history[SCENARIO.faulty_shard], history
-        assert history[SCENARIO.faulty_shard][-1] == "Completed", history
-        assert all("AwaitingRetry" not in h for name, h in history.items() if name != SCENARIO.faulty_shard)
+        assert all("AwaitingRetry" not in h for name, h in history.items() if name != SCENARIO.faulty_shard), history
 
         artifacts = client.read_artifacts()  # this server holds this test's runs only
         assert SCENARIO.artifacts <= {a.key for a in artifacts}, [a.key for a in artifacts]
 
-    # The dataset is in the S3 server, complete, and written by the worker's flow run.
-    fs = s3fs.S3FileSystem(**s3_server.storage_options())
-    manifests = fs.glob(f"{s3_server.bucket}/e2e/problems/*/_manifest.json")
-    assert len(manifests) == 1, manifests
-    manifest = json.loads(fs.cat_file(manifests[0]))
-    assert len(manifest["shards"]) == 3 and manifest["rows"] > 0
-    assert fs.glob(f"{s3_server.bucket}/e2e/_prefect/*"), "task result records belong in the store"
+        # The same build again: every shard is found done (Cached), and no GPU run is sent at all.
+        again = _wait_for_final_state(client, _trigger(client, deployment.id, parameters, {}).id, seconds=300)
+        assert again.state is not None and again.state.is_completed(), again.state
+        rerun_stages = _children(client, again.id)
+        assert not [r for r in rerun_stages if r.deployment_id == sampling_deployment.id], rerun_stages
+        rerun = _shard_histories(client, [again.id, *(r.id for r in rerun_stages)])
+        assert set(rerun) == {n for n in history if not n.startswith("samples-")}, sorted(rerun)
+        assert all(h[-1] == "Cached" for h in rerun.values()), rerun
+        logs = "\n".join(log.message for log in _all_logs(client))
 
-    # The S3 secret went into the block only: not into the bootstrap's output, the logs or the workers' output.
+    # The dataset is in the S3 server: every stage's manifest, the kept and rejected rows, the exports.
+    fs = s3fs.S3FileSystem(**s3_server.storage_options())
+    root = f"{s3_server.bucket}/e2e"
+    manifests = {path.split("/")[-3]: path for path in fs.glob(f"{root}/*/*/_manifest.json")}
+    assert set(manifests) == {"problems", "samples", "verdicts", "relabel", "rejudged", "kept", "rejected"}, manifests
+    assert len(fs.glob(f"{root}/*/*/_manifest.json")) == len(manifests), "a rerun wrote a second dataset"
+    samples = json.loads(fs.cat_file(manifests["samples"]))
+    assert len(samples["shards"]) == 2 and samples["rows"] == 2 * json.loads(fs.cat_file(manifests["problems"]))["rows"]
+    kept = json.loads(fs.cat_file(manifests["kept"]))
+    assert kept["rows"] > 0, kept
+    exports = fs.glob(f"{root}/exports/*/*")
+    names = {path.split("/")[-1] for path in exports}
+    assert {"README.md", "funnel.json", "data", "sft_all", "weaver", "hf_dataset"} <= names, names
+    assert fs.glob(f"{root}/exports/*/data/train-*.parquet"), exports
+    assert fs.glob(f"{root}/_prefect/*"), "task result records belong in the store"
+
+    # The S3 keys went into the block only: not into the bootstrap's output, the logs or the workers' output.
     for text in (bootstrap.stdout, bootstrap.stderr, logs, server.services.logs(tail=10**9)):
         assert s3_server.secret_key not in text
+        assert s3_server.access_key not in text

@@ -4,6 +4,7 @@ from typing import get_args
 import pytest
 from pydantic import BaseModel
 
+from tracemill.build import BuildConfig, load_build_config
 from tracemill.config import (
     FileFields,
     GpqaSource,
@@ -13,6 +14,7 @@ from tracemill.config import (
     SourceConfig,
     load_yaml,
 )
+from tracemill.reference import _models, in_readme, reference
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,11 +22,11 @@ ROOT = Path(__file__).resolve().parents[2]
 SOURCES: tuple[type[BaseModel], ...] = get_args(get_args(SourceConfig)[0])
 
 
-@pytest.mark.parametrize("name", ["demo.yaml", "clevr_files.yaml", "math500.yaml", "gsm8k.yaml", "gpqa.yaml"])
-def test_example_configs_load(name):
-    config = load_yaml(ROOT / "configs" / name)
-    assert isinstance(config, ProblemsConfig)
+@pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_example_configs_are_complete_build_configs(path):
+    config = load_build_config(path)
     assert isinstance(config.source, SOURCES)
+    assert config.sampling.teacher.kind in {"vllm", "endpoint"}
 
 
 def test_benchmark_sources_by_kind(tmp_path):
@@ -59,7 +61,34 @@ def test_bad_values_name_the_file_and_field(tmp_path):
         load_yaml(path)
 
 
+def _all_models(root: type[BaseModel]) -> set[type[BaseModel]]:
+    seen: set[type[BaseModel]] = set()
+    todo = [root]
+    while todo:
+        model = todo.pop()
+        if model not in seen:
+            seen.add(model)
+            todo += [sub for field in model.model_fields.values() for sub in _models(field.annotation)]
+    return seen
+
+
 def test_every_field_has_a_description():
-    for model in (ProblemsConfig, FileFields, *SOURCES):
+    models = _all_models(BuildConfig) | {ProblemsConfig, FileFields}
+    assert len(models) > 20  # sources, teachers, judge, relabel, filters, export, orchestration…
+    for model in models:
         for name, field in model.model_fields.items():
             assert name == "kind" or field.description, f"{model.__name__}.{name}"
+
+
+def test_numeric_fields_have_bounds():
+    for model in _all_models(BuildConfig):
+        for name, field in model.model_fields.items():
+            if field.annotation in (int, float, int | None, float | None):
+                bounds = [m for m in field.metadata if type(m).__name__ in ("Ge", "Gt", "Le", "Lt")]
+                assert bounds, f"{model.__name__}.{name} has no bounds"
+
+
+def test_readme_reference_is_generated_from_the_config_model():
+    readme = (ROOT / "README.md").read_text()
+    assert in_readme(readme) == reference(BuildConfig), "run `python -m tracemill.reference README.md`"
+    assert "`sampling.teacher` · kind `vllm`" in readme and "`judge` (JudgeConfig)" in readme
