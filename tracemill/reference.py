@@ -36,10 +36,9 @@ def reference(root: type[BaseModel]) -> str:
         doc = (model.__doc__ or "").strip().splitlines()[0] if model.__doc__ else ""
         kind = model.model_fields.get("kind")
         variant = f" · kind `{kind.default}`" if kind is not None and isinstance(kind.default, str) else ""
-        sections.append(
-            f"#### `{path or '(top level)'}`{variant} ({model.__name__})\n\n{doc}\n\n| field | type | default | description |\n"
-            "|---|---|---|---|\n" + "\n".join(rows)
-        )
+        heading = f"#### `{path or '(top level)'}`{variant} ({model.__name__})"
+        table = "| field | type | default | description |\n|---|---|---|---|\n" + "\n".join(rows)
+        sections.append(f"{heading}\n\n{doc}\n\n{table}")
     return "\n\n".join(sections) + "\n"
 
 
