@@ -115,7 +115,7 @@ def filter_and_export(
                 out, f"{prefix}-*.{suffix}"
             )
     if export_config.hf_dataset and "default" in hub_configs:
-        result["hf_dataset"] = save_dataset_dict(out, hub_configs)
+        result["hf_dataset"] = save_dataset_dict(out, hub_configs, force)
     if export_config.hub_target:
         result["hub"] = push(out, export_config.hub_target, f"tracemill export {out.fingerprint} (kept {fp})")
     logger.info("filtered %d of %d samples into %s; exports in %s", counts[funnel.ALL].kept, counts[funnel.ALL].samples,

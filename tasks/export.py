@@ -37,8 +37,8 @@ def write_card(out: Dataset, kept: Dataset, **details: Any) -> str:
 
 
 @task(name="export-dataset-dict", **RETRIES)
-def save_dataset_dict(out: Dataset, hub_configs: Mapping[str, str]) -> str:
-    return export.save_dataset_dict(out, hub_configs)
+def save_dataset_dict(out: Dataset, hub_configs: Mapping[str, str], force: bool = False) -> str:
+    return export.save_dataset_dict(out, hub_configs, force)
 
 
 @task(name="push-to-hub", **RETRIES)

@@ -264,11 +264,18 @@ def configs(markers: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     return {name: f"{prefix}-*.{suffix}" for name, (prefix, suffix, _, _) in LAYOUTS.items() if name in present}
 
 
-def save_dataset_dict(out: Dataset, hub_configs: Mapping[str, str]) -> str:
-    """Load the kept (``train``) and rejected Parquet files with ``datasets``; save them as one DatasetDict."""
+def save_dataset_dict(out: Dataset, hub_configs: Mapping[str, str], force: bool = False) -> str:
+    """Load the kept (``train``) and rejected Parquet files with ``datasets``; save them as one DatasetDict.
+
+    ``save_to_disk`` writes its index first, so a marker written after it says the copy is whole and a
+    rerun of the same export skips it.
+    """
     import datasets
 
     target = posixpath.join(out.path, HF_DATASET)
+    marker = posixpath.join(target, DONE)
+    if not force and out.store.exists(marker):
+        return out.store.uri(target)
     options = dict(out.store.storage_options) or None
     splits = {}
     with tempfile.TemporaryDirectory(prefix="tracemill-hf-") as cache:
@@ -279,6 +286,7 @@ def save_dataset_dict(out: Dataset, hub_configs: Mapping[str, str]) -> str:
                     "parquet", data_files=files, split="train", cache_dir=cache, storage_options=options
                 )
         datasets.DatasetDict(splits).save_to_disk(out.store.uri(target), storage_options=options)
+    out.store.write_bytes(marker, b"")
     return out.store.uri(target)
 
 
