@@ -6,6 +6,7 @@ and fed the chunk's shards one after another.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import functools
 from collections.abc import Callable, Iterator
@@ -130,3 +131,24 @@ def sample_problems(
     if set(dataset.shard_indices()) >= set(range(total)) and (force or not dataset.is_complete()):
         dataset.commit(total, config=sampling_config, code_version=sampling.CODE_VERSION, inputs=[problems])
     return dataset.uri
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m flows.sampling --config FILE --problems FP``: sample, print the dataset location."""
+    from tracemill.build import load_build_config
+
+    parser = argparse.ArgumentParser(description="Sample a problems dataset with the config's teacher.")
+    parser.add_argument("--config", required=True, help="YAML build config; its `sampling:` and `store:` are used")
+    parser.add_argument("--problems", required=True, help="problems dataset: its fingerprint or location")
+    parser.add_argument("--shards", type=int, nargs="*", help="shard indices to sample (default: all)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--force", action="store_true", help="sample again, discarding shards and checkpoints")
+    args = parser.parse_args(argv)
+    config = load_build_config(args.config, args.overrides)
+    problems = args.problems.rstrip("/").rsplit("/", 1)[-1]
+    uri = sample_problems(problems, config.sampling, config.store, shards=args.shards, force=args.force)
+    print(f"samples dataset: {uri}")
+
+
+if __name__ == "__main__":
+    main()

@@ -87,12 +87,16 @@ class _State:
     max_in_flight: int = 0
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 1024  # clients open many connections at once; the default backlog of 5 resets them
+
+
 class FakeOpenAI:
     """The server; use as a context manager or call ``start``/``stop``. ``url`` is the base URL with ``/v1``."""
 
     def __init__(self, *, default: Reply = Reply(), fault: Fault | None = None, port: int = 0):  # noqa: B008
         self._state = _State(default=default, fault=fault)
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler(self._state))
+        self._server = _Server(("127.0.0.1", port), _handler(self._state))
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, FlowRunFilter, FlowRunFilterId
 
+from blocks.teacher_endpoint import TeacherEndpoint
 from flows import sampling as sampling_flow
 from flows.problems import synthesize_problems
 from flows.sampling import sample_problems
+from tests.fake_openai import FakeOpenAI, Reply
 from tracemill.config import ClevrProceduralSource, StoreConfig
 from tracemill.store import Store
-from tracemill.teachers.config import SamplingConfig, VllmTeacherConfig
+from tracemill.teachers.config import EndpointTeacherConfig, SamplingConfig, VllmTeacherConfig
 
 ANSWER = r"<think>[a-z][a-z ]{0,11}</think>\n\*\*The answer is: \*\*[0-9]"
 
@@ -72,3 +75,44 @@ def test_sampling_flow_writes_samples_then_reuses_them(prefect_api, tmp_path, ti
     assert _states(again) == ["Cached", "Cached"]
     more = config.model_copy(update={"n": 3})
     assert sampling_flow.samples_fingerprint(more, problems_fp) != Path(uri).name
+
+
+def test_sampling_flow_with_an_endpoint_block_never_stores_its_key(prefect_api, tmp_path, capsys, caplog):
+    key = "sk-flow-test-0123456789"
+    with FakeOpenAI(default=Reply(reasoning="let me count")) as server:
+        TeacherEndpoint(base_url=server.url, model="deepseek-reasoner", api_key=key, max_concurrency=4).save(
+            "fake-deepseek", overwrite=True
+        )
+        store = StoreConfig(url=str(tmp_path))
+        source = ClevrProceduralSource(num_scenes=4, scenes_per_shard=2, questions_per_scene=1, seed=2)
+        problems_uri = synthesize_problems(source=source, store=store)
+        config = SamplingConfig(
+            teacher=EndpointTeacherConfig(block="fake-deepseek", supports_n=True), prompt="clevr_v1", n=3
+        )
+        state = sample_problems(
+            problems=Path(problems_uri).name, sampling_config=config, store=store, return_state=True
+        )
+        uri = state.result()
+        assert _states(state) == ["Completed", "Completed"]
+        problems = Store(store.url).dataset("problems", Path(problems_uri).name, "problem").read()
+        assert len(server.received) == problems.num_rows  # n=3 in one request per problem
+        assert {r.headers["authorization"] for r in server.received} == {f"Bearer {key}"}
+        table = Store(store.url).dataset("samples", Path(uri).name, "sample").read()
+        assert table.num_rows == 3 * problems.num_rows and table.column("error").null_count == table.num_rows
+        assert set(table.column("reasoning").to_pylist()) == {"let me count"}
+        assert set(table.column("teacher").to_pylist()) == {"deepseek-reasoner"}
+
+        # The CLI: the same config from a build YAML, the problems dataset by location; all cached.
+        build = tmp_path / "build.yaml"
+        build.write_text(yaml.safe_dump({"store": {"url": str(tmp_path)}, "sampling": config.model_dump(mode="json")}))
+        sampling_flow.main(["--config", str(build), "--problems", problems_uri])
+        assert capsys.readouterr().out.strip() == f"samples dataset: {uri}"
+        assert len(server.received) == problems.num_rows
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id]))
+        )
+    stored = [str(a.data) for a in artifacts] + [p.read_bytes().decode("latin-1") for p in Path(uri).rglob("*")]
+    assert stored and not any(key in text for text in stored)  # artifacts, manifest, Parquet and its metadata
+    assert key not in caplog.text

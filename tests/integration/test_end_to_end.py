@@ -1,10 +1,13 @@
 """End to end, the way a user runs tracemill: a real `prefect server start`, work pools created from
 infra/, `prefect deploy`, one process worker per pool, blocks from `python -m blocks.bootstrap`, and
-a flow run triggered through the API exactly as the UI's "Custom run" form does.
+a `build-dataset` run triggered through the API exactly as the UI's "Custom run" form does. Its
+sampling fans out to the `gpu` pool, whose worker runs the real vLLM engine (CPU build) on a tiny
+local model; every dataset lands in a real S3 server (SeaweedFS).
 
 One shard meets an injected transient store fault (a ``sitecustomize`` put on that flow run's
 PYTHONPATH through its job variables, so no production code knows about it): its task run must go
-through AwaitingRetry to Completed. Everything the test starts is stopped at the end.
+through AwaitingRetry to Completed. The same build triggered again must find every shard done.
+Everything the test starts is stopped at the end.
 """
 
 from __future__ import annotations

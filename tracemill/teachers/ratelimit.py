@@ -39,8 +39,9 @@ class TokenBucket:
     def delay(self, amount: float) -> float:
         """Seconds until ``amount`` (or a full bucket, for more than it holds) is available."""
         self._refill()
-        need = min(amount, self.capacity)
-        return max(0.0, (need - self.level) / self.rate)
+        shortfall = min(amount, self.capacity) - self.level
+        # Refills are floats: a rounding residue would ask for waits too short to move the clock.
+        return shortfall / self.rate if shortfall > 1e-9 else 0.0
 
     def take(self, amount: float) -> None:
         self._refill()
