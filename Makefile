@@ -42,6 +42,8 @@ bench: $(STAMP)
 	$(PY) bench/store_io.py
 	$(PY) bench/filter_export.py
 	$(PY) bench/grading.py
+	$(PY) bench/sampling_vllm.py
+	$(PY) bench/sampling_endpoint.py
 
 clean:
 	rm -rf $(VENV) tracemill-data .pytest_cache

@@ -39,6 +39,7 @@ def sample_shard(
     if force:
         checkpoints.delete()
     elif dataset.has_shard(shard):
+        checkpoints.delete()  # left behind when a run died between writing the shard and clearing them
         stats = sampling.account(dataset.read_shard(shard), sampling.ShardStats())
         return _summary(dataset, shard, stats)
     table, stats = sampling.sample_shard(

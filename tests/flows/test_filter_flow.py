@@ -93,9 +93,14 @@ def test_filter_and_export_flow(prefect_api, tmp_path, trace_tables, fake_hub):
     )
     result = state.result()
     assert set(result) == {
-        "kept", "rejected", "exports", "card", "parquet", "rejected_parquet", "sft_correct", "sft_all", "messages",
-        "r1v", "weaver", "hf_dataset", "hub",
+        "kept", "rejected", "exports", "card", "funnel", "parquet", "rejected_parquet", "sft_correct", "sft_all",
+        "messages", "r1v", "weaver", "hf_dataset", "hub",
     }  # fmt: skip
+    funnel_file = json.loads(Path(result["funnel"]).read_text())
+    assert {"source": "all", "stage": "kept", "rows_in": 3, "dropped": 0, "rows_out": 3} in funnel_file[
+        "through the filters"
+    ]
+    assert [row["kept"] for row in funnel_file["per source"] if row["source"] == "all"] == [3]
     kept = Store(store.url).dataset("kept", Path(result["kept"]).name, "kept")
     rejected = Store(store.url).dataset("rejected", Path(result["rejected"]).name, "rejected")
     assert kept.manifest()["rows"] == 3 and rejected.manifest()["rows"] == 12

@@ -3,7 +3,7 @@
 The kill-and-resume test runs this, kills it with SIGKILL, and runs it again. It prints the
 shard's summary as JSON on its last line.
 
-    python -m tests.integration.resume_shard --store DIR --url URL [--kill-before-shard-write]
+    python -m tests.integration.resume_shard --store DIR --url URL [--kill-before shard-write]
 """
 
 from __future__ import annotations
@@ -43,13 +43,15 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=3)
     parser.add_argument("--n", type=int, default=2)
     parser.add_argument(
-        "--kill-before-shard-write", action="store_true", help="SIGKILL itself once all is checkpointed"
+        "--kill-before",
+        choices=["shard-write", "checkpoint-cleanup"],
+        help="SIGKILL itself right before writing the finished shard, or before clearing its checkpoints",
     )
     args = parser.parse_args()
 
     store = Store(args.store)
     samples = store.dataset("samples", SAMPLES_FP, "sample")
-    if args.kill_before_shard_write:  # checkpoints are written as before; the shard write is a kill -9
+    if args.kill_before == "shard-write":
         write_shard = Dataset.write_shard
 
         def write_or_die(dataset: Dataset, index: int, table: pa.Table) -> ShardInfo:
@@ -58,6 +60,15 @@ def main() -> None:
             return write_shard(dataset, index, table)
 
         Dataset.write_shard = write_or_die  # type: ignore[method-assign]
+    elif args.kill_before == "checkpoint-cleanup":
+        delete = Dataset.delete
+
+        def delete_or_die(dataset: Dataset) -> None:
+            if samples.has_shard(0):
+                os.kill(os.getpid(), signal.SIGKILL)
+            delete(dataset)
+
+        Dataset.delete = delete_or_die  # type: ignore[method-assign]
     teacher = EndpointTeacher(base_url=args.url, model="teacher-m", api_key=None, max_concurrency=4)
     try:
         summary = sample_shard.fn(

@@ -320,7 +320,8 @@ def test_ui_triggered_build_samples_on_the_gpu_pool(prefect_server, s3_server, t
         deployment = client.read_deployment_by_name(SCENARIO.deployment)
         sampling_deployment = client.read_deployment_by_name("sample-problems/gpu")
         fault = {
-            "PYTHONPATH": str(tmp_path / "hook"),
+            # The hook goes before whatever path the worker had, not instead of it.
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path / "hook"), os.environ.get("PYTHONPATH")])),
             "TRACEMILL_TEST_FAULT": f"{stage}:{int(shard)}",
             "TRACEMILL_TEST_FAULT_MARKER": str(marker),
         }

@@ -48,11 +48,11 @@ def _question(i: int) -> str:
 
 
 @pytest.mark.parametrize(
-    "finished",
-    [0, 2, 4],
-    ids=["before-the-first-checkpoint", "mid-shard", "all-checkpointed-before-the-shard-write"],
+    ("finished", "kill_before"),
+    [(0, None), (2, None), (4, "shard-write"), (4, "checkpoint-cleanup")],
+    ids=["before-the-first-checkpoint", "mid-shard", "all-checkpointed-before-the-shard-write", "shard-written"],
 )
-def test_a_killed_shard_resumes_with_every_sample_exactly_once(tmp_path, problem_table, finished):
+def test_a_killed_shard_resumes_with_every_sample_exactly_once(tmp_path, problem_table, finished, kill_before):
     store = Store(str(tmp_path))
     store.dataset("problems", PROBLEMS_FP, "problem").write_shard(0, problem_table(PROBLEMS))
     samples = store.dataset("samples", SAMPLES_FP, "sample")
@@ -68,7 +68,7 @@ def test_a_killed_shard_resumes_with_every_sample_exactly_once(tmp_path, problem
 
     with FakeOpenAI(fault=hang) as server:
         try:
-            if finished < PROBLEMS // BATCH:
+            if kill_before is None:
                 first = _run(tmp_path, server.url)
                 _wait_for(
                     lambda: (
@@ -80,10 +80,11 @@ def test_a_killed_shard_resumes_with_every_sample_exactly_once(tmp_path, problem
                 )
                 first.kill()  # SIGKILL
             else:
-                first = _run(tmp_path, server.url, "--kill-before-shard-write")
+                first = _run(tmp_path, server.url, "--kill-before", kill_before)
             first.wait(60)
             assert first.returncode == -9, first.stderr.read()
-            assert checkpoints.shard_indices() == list(range(finished)) and not samples.has_shard(0)
+            assert checkpoints.shard_indices() == list(range(finished))
+            assert samples.has_shard(0) == (kill_before == "checkpoint-cleanup")
         finally:
             release.set()
 
@@ -94,14 +95,15 @@ def test_a_killed_shard_resumes_with_every_sample_exactly_once(tmp_path, problem
         assert second.returncode == 0, err
         summary = json.loads(out.strip().splitlines()[-1])
 
+    # The rerun asked once for each sample of the unfinished sub-batches and for nothing else; where
+    # the shard was already written, for nothing at all.
     batches = PROBLEMS // BATCH
-    assert (summary["resumed_batches"], summary["generated_batches"]) == (finished, batches - finished)
-    # The rerun asked once for each sample of the unfinished sub-batches and for nothing else.
+    resumed, generated = (0, 0) if kill_before == "checkpoint-cleanup" else (finished, batches - finished)
+    assert (summary["resumed_batches"], summary["generated_batches"]) == (resumed, generated)
     asked = Counter((prompt_of(r.body), r.body["seed"]) for r in server.received)
-    expected = {
-        (_question(i), request_seed(0, f"p{i}") + j) for i in range(finished * BATCH, PROBLEMS) for j in range(N)
-    }
-    assert set(asked) == expected and set(asked.values()) <= {1}
+    todo = range(resumed * BATCH, (resumed + generated) * BATCH)
+    assert set(asked) == {(_question(i), request_seed(0, f"p{i}") + j) for i in todo for j in range(N)}
+    assert set(asked.values()) <= {1}
     rows = samples.read_shard(0).to_pylist()
     assert [(r["problem_id"], r["sample_idx"]) for r in rows] == [
         (f"p{i}", j) for i in range(PROBLEMS) for j in range(N)

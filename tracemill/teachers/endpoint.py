@@ -164,14 +164,37 @@ def parse_choices(response: Any, chat: bool, count: int) -> list[tuple[str, str 
     return parsed
 
 
+def completion_tokens_per_choice(
+    total: int, choices: Sequence[tuple[str, str | None, str | None]], max_tokens: int
+) -> list[int]:
+    """Split a response's completion tokens across its choices, which OpenAI-style usage does not count.
+
+    A choice cut at ``max_tokens`` (finish ``length``) generated exactly that many; the rest are
+    split across the other choices in proportion to the characters each generated (text and
+    reasoning). With one choice, or a total the cut ones do not fit in, it is all proportional.
+    """
+    weights = [len(text) + len(reasoning or "") for text, reasoning, _ in choices]
+    cut = [i for i, (_, _, finish) in enumerate(choices) if finish == "length"]
+    rest = total - max_tokens * len(cut)
+    if len(choices) == 1 or not cut or rest < 0:
+        return split_tokens(total, weights)
+    others = [i for i in range(len(choices)) if i not in cut]
+    parts = dict(zip(others, split_tokens(rest, [weights[i] for i in others]), strict=True))
+    return [max_tokens if i in cut else parts[i] for i in range(len(choices))]
+
+
 def generations_from(
-    response: Any, chat: bool, request: SampleRequest, offset: int, count: int, latency_s: float
+    response: Any,
+    chat: bool,
+    request: SampleRequest,
+    offset: int,
+    count: int,
+    latency_s: float,
+    max_tokens: int,
 ) -> list[Generation]:
     """Generations for samples ``offset .. offset+count-1`` of ``request`` from one response.
 
-    Usage covers the whole response: every choice gets its prompt tokens, and the completion tokens
-    are split across choices in proportion to the characters each generated (text and reasoning),
-    since an OpenAI-style response does not count them per choice.
+    Every choice gets the response's prompt tokens; its completion tokens are split across choices.
     """
     choices = parse_choices(response, chat, count)
     usage = getattr(response, "usage", None)
@@ -179,8 +202,7 @@ def generations_from(
     completion_tokens = getattr(usage, "completion_tokens", None)
     per_choice: list[int | None] = [None] * count
     if isinstance(completion_tokens, int):
-        weights = [len(text) + len(reasoning or "") for text, reasoning, _ in choices]
-        per_choice = list(split_tokens(completion_tokens, weights))
+        per_choice = list(completion_tokens_per_choice(completion_tokens, choices, max_tokens))
     return [
         Generation(
             sample_idx=request.first_idx + offset + i,
@@ -440,7 +462,9 @@ class EndpointTeacher:
                 raise
             return [], failure, _redact(_short(exc), self._api_key)
         try:
-            return generations_from(response, chat, request, offset, count, time.perf_counter() - start), None, ""
+            elapsed = time.perf_counter() - start
+            generations = generations_from(response, chat, request, offset, count, elapsed, body["max_tokens"])
+            return generations, None, ""
         except (AttributeError, TypeError, KeyError, IndexError, ValueError) as exc:  # a 200 body without the fields
             return [], Failure(MALFORMED, False), _redact(_short(exc), self._api_key)
 

@@ -218,6 +218,14 @@ def test_usage_is_accounted_per_sample_and_sums_to_the_server_usage(server, make
     assert {g.finish_reason for g in gens} == {"stop"}
     [capped] = make_teacher().generate([SampleRequest("c", _chat("c"), 1, 0)], SamplingParams(max_tokens=2))
     assert (capped[0].finish_reason, capped[0].completion_tokens) == ("length", 2)
+    # Choices of 6, 7 and 8 words with max_tokens=7: the cut one generated exactly 7; none more.
+    server.reset()
+    [cut] = make_teacher(supports_n=True).generate(
+        [SampleRequest("v", _chat("count these words"), 3, 6)], SamplingParams(n=3, max_tokens=7)
+    )
+    [received] = server.received
+    assert [g.finish_reason for g in cut] == ["stop", "stop", "length"]
+    assert [g.completion_tokens for g in cut] == [6, 7, 7] and received.tokens == 3 + 20
 
 
 def test_deepseek_reasoning_content_is_the_reasoning(server, make_teacher, problem_table, tmp_path):
