@@ -276,16 +276,17 @@ def save_dataset_dict(out: Dataset, hub_configs: Mapping[str, str], force: bool 
     marker = posixpath.join(target, DONE)
     if not force and out.store.exists(marker):
         return out.store.uri(target)
-    options = dict(out.store.storage_options) or None
+    # A new dict per call: load_dataset adds an "hf" entry to the one it is given, which s3fs then refuses.
+    options = out.store.storage_options
     splits = {}
     with tempfile.TemporaryDirectory(prefix="tracemill-hf-") as cache:
         for split, name in (("train", "default"), ("rejected", "rejected")):
             if name in hub_configs:
                 files = out.store.uri(posixpath.join(out.path, hub_configs[name]))
                 splits[split] = datasets.load_dataset(
-                    "parquet", data_files=files, split="train", cache_dir=cache, storage_options=options
+                    "parquet", data_files=files, split="train", cache_dir=cache, storage_options=dict(options) or None
                 )
-        datasets.DatasetDict(splits).save_to_disk(out.store.uri(target), storage_options=options)
+        datasets.DatasetDict(splits).save_to_disk(out.store.uri(target), storage_options=dict(options) or None)
     out.store.write_bytes(marker, b"")
     return out.store.uri(target)
 

@@ -114,6 +114,8 @@ BUILD = Scenario(
 )
 
 SCENARIO = BUILD
+# Stages whose shards are task runs named `{stage}-{shard:05d}`, in the build or in its child runs.
+SHARD_STAGES = ("problems", "samples", "verdicts", "relabel", "rejudged", "filter", "export")
 
 # Put on the flow run's PYTHONPATH: the first write of the named shard raises the transient error a
 # dropped connection to the store raises; the marker file makes it happen once across processes.
@@ -334,8 +336,8 @@ def test_ui_triggered_build_samples_on_the_gpu_pool(prefect_server, s3_server, t
 
         # Sampling went to the gpu pool: one run of sample-problems/gpu per chunk of one shard, each a
         # child of the build, each picked up by the gpu pool's worker.
-        stages = _children(client, build.id)
-        sampling_runs = [r for r in stages if r.deployment_id == sampling_deployment.id]
+        children = _children(client, build.id)
+        sampling_runs = [r for r in children if r.deployment_id == sampling_deployment.id]
         assert sorted(tuple(r.parameters["shards"]) for r in sampling_runs) == [(0,), (1,)], sampling_runs
         for run in sampling_runs:
             assert run.work_pool_name == "gpu" and run.state is not None and run.state.is_completed(), run
@@ -343,9 +345,9 @@ def test_ui_triggered_build_samples_on_the_gpu_pool(prefect_server, s3_server, t
                 log.message for log in _all_logs(client, LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id])))
             ]
             assert f"Worker 'e2e-gpu' submitting flow run '{run.id}'" in messages, messages[:20]
-        flow_runs = [build.id, *(r.id for r in stages)]
+        flow_runs = [build.id, *(r.id for r in children)]
         history = _shard_histories(client, flow_runs)
-        assert {n for n in history if n.startswith("samples-")} == {"samples-00000", "samples-00001"}, history
+        assert set(history) == {f"{name}-{index:05d}" for name in SHARD_STAGES for index in (0, 1)}, sorted(history)
         assert all(h[-1] == "Completed" for h in history.values()), history
 
         # The retry the UI shows: the faulty shard waited for its retry, then completed; no other did.
@@ -359,10 +361,10 @@ def test_ui_triggered_build_samples_on_the_gpu_pool(prefect_server, s3_server, t
         # The same build again: every shard is found done (Cached), and no GPU run is sent at all.
         again = _wait_for_final_state(client, _trigger(client, deployment.id, parameters, {}).id, seconds=300)
         assert again.state is not None and again.state.is_completed(), again.state
-        rerun_stages = _children(client, again.id)
-        assert not [r for r in rerun_stages if r.deployment_id == sampling_deployment.id], rerun_stages
-        rerun = _shard_histories(client, [again.id, *(r.id for r in rerun_stages)])
-        assert set(rerun) == {n for n in history if not n.startswith("samples-")}, sorted(rerun)
+        rerun_children = _children(client, again.id)
+        assert not [r for r in rerun_children if r.deployment_id == sampling_deployment.id], rerun_children
+        rerun = _shard_histories(client, [again.id, *(r.id for r in rerun_children)])
+        assert set(rerun) == {name for name in history if not name.startswith("samples-")}, sorted(rerun)
         assert all(h[-1] == "Cached" for h in rerun.values()), rerun
         logs = "\n".join(log.message for log in _all_logs(client))
 

@@ -89,3 +89,36 @@ def test_problems_flow_writes_and_reads_through_s3(prefect_api, s3_server, clevr
     # The result-storage block refers to the ObjectStore block (a $ref) instead of copying its secrets.
     results = [d for d in documents if d.block_type and d.block_type.slug == "tracemill-store-results"]
     assert results and all("object_store" in d.block_document_references for d in results)
+
+
+def test_exports_and_the_dataset_dict_on_s3(s3_server, trace_tables):
+    """Every export layout and the saved DatasetDict live in the bucket and read back from it."""
+    import datasets
+
+    from tracemill import export, filters
+    from tracemill.export import ExportConfig
+    from tracemill.filters import FilterConfig, Plan
+
+    store = Store(f"s3://{s3_server.bucket}/exports-test", s3_server.storage_options())
+    kept = store.dataset("kept", "k0", "kept")
+    rejected = store.dataset("rejected", "k0", "rejected")
+    plan = Plan(FilterConfig(), None, None)
+    for shard, (relabel, verdict) in enumerate(zip(*trace_tables, strict=True)):
+        k, r = filters.filter_shard(relabel, verdict, plan, shard=shard)
+        kept.write_shard(shard, k)
+        rejected.write_shard(shard, r)
+    config = ExportConfig()
+    out = export.export_dir(store, "k0", config)
+    markers = [export.export_shard(kept.read_shard(i), rejected.read_shard(i), out, i, config) for i in range(2)]
+    saved = export.save_dataset_dict(out, export.configs(markers))
+
+    fs = s3fs.S3FileSystem(**s3_server.storage_options())
+    assert saved == f"s3://{out.path}/{export.HF_DATASET}"
+    assert fs.glob(f"{out.path}/sft_correct/train-*.jsonl") and fs.glob(f"{out.path}/weaver/train-*.parquet")
+    loaded = datasets.load_from_disk(saved, storage_options=s3_server.storage_options())
+    assert loaded["train"].num_rows == sum(kept.read_shard(i).num_rows for i in range(2)) > 0
+    assert loaded["rejected"].num_rows == sum(rejected.read_shard(i).num_rows for i in range(2))
+    # Saved once: a rerun finds the marker and writes nothing.
+    before = fs.ls(saved, detail=True)
+    assert export.save_dataset_dict(out, export.configs(markers)) == saved
+    assert fs.ls(saved, detail=True) == before
