@@ -67,6 +67,7 @@ def _summary(dataset: Dataset, shard: int, stats: sampling.ShardStats) -> dict[s
         "failed": stats.failed,
         "prompt_tokens": stats.prompt_tokens,
         "completion_tokens": stats.completion_tokens,
+        "generated_tokens": stats.generated_tokens,
         "seconds": round(stats.seconds, 3),
         "tokens_per_s": round(stats.tokens_per_s, 1),
         "finish_reasons": dict(stats.finish_reasons),

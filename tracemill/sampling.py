@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from tracemill.prompts import PromptTemplate
 from tracemill.records import SAMPLE, to_table
@@ -40,6 +41,7 @@ class ShardStats:
     failed: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    generated_tokens: int = 0  # completion tokens generated in this run, not read back from checkpoints
     generated_batches: int = 0
     resumed_batches: int = 0
     seconds: float = 0.0
@@ -48,7 +50,8 @@ class ShardStats:
 
     @property
     def tokens_per_s(self) -> float:
-        return self.completion_tokens / self.seconds if self.seconds > 0 else 0.0
+        """Generation speed of this run: resumed sub-batches cost no time, so their tokens do not count."""
+        return self.generated_tokens / self.seconds if self.seconds > 0 else 0.0
 
 
 def request_seed(base_seed: int, problem_id: str) -> int:
@@ -104,6 +107,7 @@ def sample_shard(
             table = _table(batch, requests, teacher.generate(requests, params), teacher, templates, prompt)
             checkpoints.write_shard(index, table)
             stats.generated_batches += 1
+            stats.generated_tokens += pc.sum(table["completion_tokens"]).as_py() or 0
         tables.append(table)
         if progress:
             progress(index + 1, len(batches))

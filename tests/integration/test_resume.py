@@ -108,6 +108,10 @@ def test_a_killed_shard_resumes_with_every_sample_exactly_once(tmp_path, problem
     assert [(r["problem_id"], r["sample_idx"]) for r in rows] == [
         (f"p{i}", j) for i in range(PROBLEMS) for j in range(N)
     ]
+    # The speed in the shard table counts only what this run generated, not what it read back.
+    new = {f"p{i}" for i in todo}
+    assert summary["generated_tokens"] == sum(r["completion_tokens"] for r in rows if r["problem_id"] in new)
+    assert summary["completion_tokens"] == sum(r["completion_tokens"] for r in rows)
     for row in rows:
         assert row["error"] is None
         assert row["response"] == echo(_question(int(row["problem_id"][1:])), row["seed"], 0)
