@@ -9,7 +9,13 @@ from __future__ import annotations
 import json
 
 from prefect import flow, get_run_logger, unmapped
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+from prefect.futures import as_completed
 
 from blocks.object_store import open_store
 from blocks.store_results import result_storage
@@ -66,10 +72,15 @@ def filter_and_export(
 
     storage = result_storage(store)
     shard_task = filter_shard.with_options(result_storage=storage, refresh_cache=force or None)
+    progress = create_progress_artifact(
+        progress=0.0, key="filter-export-progress", description="Shards filtered, then exported"
+    )
     futures = shard_task.map(
         unmapped(problems), unmapped(samples), unmapped(kept), unmapped(rejected), range(num_shards), unmapped(plan),
         unmapped(force),
     )  # fmt: skip
+    for done, _ in enumerate(as_completed(futures), start=1):
+        update_progress_artifact(progress, progress=50.0 * done / num_shards)
     summaries = futures.result()
     commit(kept, rejected, num_shards, filter_config, inputs, force)
     counts = funnel.merge(funnel.from_json(s["funnel"]) for s in summaries)
@@ -82,9 +93,12 @@ def filter_and_export(
 
     out = export.export_dir(where, fp, export_config)
     export_task = export_shard.with_options(result_storage=storage, refresh_cache=force or None)
-    markers = export_task.map(
+    exports = export_task.map(
         unmapped(kept), unmapped(rejected), unmapped(out), range(num_shards), unmapped(export_config), unmapped(force)
-    ).result()
+    )
+    for done, _ in enumerate(as_completed(exports), start=1):
+        update_progress_artifact(progress, progress=50.0 + 50.0 * done / num_shards)
+    markers = exports.result()
     hub_configs = export.configs(markers)
     fingerprints = {"relabel": relabel, "verdicts": verdicts, "kept": fp, "rejected": fp, "export": out.fingerprint}
     card = write_card(

@@ -121,6 +121,7 @@ def test_filter_and_export_flow(prefect_api, tmp_path, trace_tables, fake_hub):
     funnel_rows = artifacts["filter-funnel"].data
     funnel_rows = json.loads(funnel_rows) if isinstance(funnel_rows, str) else funnel_rows
     assert {"source": "all", "stage": "kept", "rows_in": 3, "dropped": 0, "rows_out": 3} in funnel_rows
+    assert artifacts["filter-export-progress"].data == 100.0
     card = artifacts["dataset-card"].data
     assert card == Path(result["card"]).read_text() and "# Flow traces" in card and "| all | 3 | 1 | 15 |" in card
 
