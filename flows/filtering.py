@@ -19,7 +19,7 @@ from prefect.futures import as_completed
 
 from blocks.object_store import open_store
 from blocks.store_results import result_storage
-from tasks.export import export_shard, push, save_dataset_dict, write_card
+from tasks.export import export_shard, merge_jsonl, push, save_dataset_dict, write_card
 from tasks.filtering import benchmark_index, commit, filter_shard, length_bound
 from tracemill import export, filters, funnel
 from tracemill.card import markdown_table
@@ -123,11 +123,9 @@ def filter_and_export(
         "card": _uri(out, export.CARD),
         "funnel": _uri(out, FUNNEL_FILE),
     }
-    for name, (prefix, suffix, _, _) in export.LAYOUTS.items():
-        if name in {n for m in markers for n in m["files"]}:
-            result[{"default": "parquet", "rejected": "rejected_parquet"}.get(name, name)] = _uri(
-                out, f"{prefix}-*.{suffix}"
-            )
+    for name, files in hub_configs.items():
+        key = {"default": "parquet", "rejected": "rejected_parquet"}.get(name, name)
+        result[key] = merge_jsonl(out, name, markers, force) if files.endswith(".jsonl") else _uri(out, files)
     if export_config.hf_dataset and "default" in hub_configs:
         result["hf_dataset"] = save_dataset_dict(out, hub_configs, force)
     if export_config.hub_target:

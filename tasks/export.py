@@ -3,7 +3,7 @@ DatasetDict and the push, which read only a few columns or the files already wri
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from prefect import task
@@ -34,6 +34,11 @@ def export_shard(
 def write_card(out: Dataset, kept: Dataset, **details: Any) -> str:
     """Write README.md (the dataset card) and the length histogram; returns the card's markdown."""
     return export.write_card(out, kept, **details)
+
+
+@task(name="export-merge-jsonl", task_run_name="export-merge-{name}", **RETRIES)
+def merge_jsonl(out: Dataset, name: str, markers: Sequence[Mapping[str, Any]], force: bool = False) -> str:
+    return export.merge_jsonl(out, name, markers, force)
 
 
 @task(name="export-dataset-dict", **RETRIES)

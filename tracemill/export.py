@@ -214,6 +214,10 @@ LAYOUTS: dict[str, Layout] = {
 }
 
 
+# The jsonl shard files: merged into one file per layout, which is what is published.
+JSONL_PARTS = [f"{posixpath.dirname(prefix)}/**" for prefix, suffix, _, _ in LAYOUTS.values() if suffix == "jsonl"]
+
+
 def _table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=schema)
 
@@ -259,9 +263,34 @@ def _jsonl(rows: Iterable[Mapping[str, Any]]) -> bytes:
 
 
 def configs(markers: Sequence[Mapping[str, Any]]) -> dict[str, str]:
-    """Hub configs (name -> file glob of its one split, ``train``) of the layouts that have at least one file."""
+    """Files of each layout that has rows: a glob of the Parquet shards (a Hub config), or the one merged jsonl."""
     present = {name for marker in markers for name in marker["files"]}
-    return {name: f"{prefix}-*.{suffix}" for name, (prefix, suffix, _, _) in LAYOUTS.items() if name in present}
+    return {
+        name: merged_name(name) if suffix == "jsonl" else f"{prefix}-*.{suffix}"
+        for name, (prefix, suffix, _, _) in LAYOUTS.items()
+        if name in present
+    }
+
+
+def merged_name(name: str) -> str:
+    return f"{name}.jsonl"
+
+
+def merge_jsonl(out: Dataset, name: str, markers: Sequence[Mapping[str, Any]], force: bool = False) -> str:
+    """One ``{name}.jsonl`` from the layout's shard files, in shard order: the single file SFT tools take.
+
+    Written atomically, so a file that exists is whole and a rerun of the same export skips it.
+    """
+    path = posixpath.join(out.path, merged_name(name))
+    if force or not out.store.exists(path):
+        parts = [m["files"][name]["file"] for m in sorted(markers, key=lambda m: m["shard"]) if name in m["files"]]
+
+        def write(f: Any) -> None:
+            for part in parts:
+                f.write(out.store.read_bytes(posixpath.join(out.path, part)))
+
+        out.store.write_file(path, write)
+    return out.store.uri(path)
 
 
 def save_dataset_dict(out: Dataset, hub_configs: Mapping[str, str], force: bool = False) -> str:
@@ -303,7 +332,7 @@ def local_folder(out: Dataset) -> Iterator[str]:
 
 
 def push_to_hub(folder: str, *, repo_id: str, token: str | None, private: bool, message: str) -> str:
-    """Upload an export folder (without ``hf_dataset/`` and the done markers) as a Hub dataset repo."""
+    """Upload an export folder (without ``hf_dataset/``, the done markers and the jsonl shard files) as a Hub repo."""
     from huggingface_hub import HfApi
 
     api = HfApi(token=token)
@@ -313,7 +342,7 @@ def push_to_hub(folder: str, *, repo_id: str, token: str | None, private: bool, 
         repo_type="dataset",
         folder_path=folder,
         commit_message=message,
-        ignore_patterns=[f"{HF_DATASET}/**", f"{DONE}/**"],
+        ignore_patterns=[f"{HF_DATASET}/**", f"{DONE}/**", *JSONL_PARTS],
     )
     return f"https://huggingface.co/datasets/{repo_id}"
 

@@ -112,7 +112,9 @@ def test_filter_and_export_flow(prefect_api, tmp_path, trace_tables, fake_hub):
     (token, repo, kwargs), (token2, repo2, files) = fake_hub
     assert token == token2 == TOKEN and repo == repo2 == "me/traces" and kwargs["private"] is True
     assert {"README.md", "length_histogram.png", "data/train-00000.parquet"} <= files
-    assert not any(f.startswith(("hf_dataset/", "_done/")) for f in files)
+    assert not any(f.startswith(("hf_dataset/", "_done/", "sft_correct/", "sft_all/", "messages/")) for f in files)
+    assert {"sft_correct.jsonl", "sft_all.jsonl", "messages.jsonl"} <= files
+    assert Path(result["sft_all"]).name == "sft_all.jsonl" and Path(result["sft_all"]).is_file()
     assert result["hub"] == "https://huggingface.co/datasets/me/traces"
 
     states = _states(state)

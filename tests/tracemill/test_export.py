@@ -61,6 +61,9 @@ def exported(tmp_path, trace_tables):
         build_info=BUILD_INFO, fingerprints={"kept": "k0", "verdicts": "v0"}, hub_configs=configs,
     )  # fmt: skip
     export.save_dataset_dict(out, configs)
+    for name, files in configs.items():
+        if files.endswith(".jsonl"):
+            assert export.merge_jsonl(out, name, markers) == str(Path(out.path) / files)
     return kept, rejected, out, configs, text
 
 
@@ -70,8 +73,10 @@ def _load(out, name: str) -> list[dict]:
     cache = str(Path(out.store.root).parent / "hf-cache")
     if suffix == "parquet":
         return datasets.load_dataset(out.path, name, split="train", cache_dir=cache).to_list()
-    files = f"{out.path}/{prefix}-*.jsonl"
-    return datasets.load_dataset("json", data_files=files, split="train", cache_dir=cache).to_list()
+    merged = datasets.load_dataset("json", data_files=f"{out.path}/{name}.jsonl", split="train", cache_dir=cache)
+    parts = datasets.load_dataset("json", data_files=f"{out.path}/{prefix}-*.jsonl", split="train", cache_dir=cache)
+    assert merged.to_list() == parts.to_list()  # the one file is the shard files in shard order
+    return merged.to_list()
 
 
 def _kept(kept, problem_id: str, sample_idx: int) -> dict:
@@ -154,7 +159,7 @@ def test_card(exported):
     assert header["task_categories"] == ["text-generation", "question-answering"]
     assert [c["config_name"] for c in header["configs"]] == ["default", "rejected", "r1v", "weaver"]
     assert set(configs) == {"default", "rejected", "sft_correct", "sft_all", "messages", "r1v", "weaver"}
-    assert "| sft_all | `sft_all/train-*.jsonl` |" in text
+    assert "| sft_all | `sft_all.jsonl` |" in text
     assert header["configs"][0]["default"] is True
     assert "# Crafted traces" in text
     assert "| all | 3 | 1 | 15 | 1 | 14 | 12 | 3 |" in text  # the funnel summary row
