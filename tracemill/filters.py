@@ -197,16 +197,44 @@ class MinHasher:
         self.shingle = config.shingle
 
     def signature(self, tokens: Sequence[str]) -> np.ndarray:
-        if not tokens:
-            return np.full(self.a.shape, _PRIME, dtype=np.uint64)
-        hashed = np.fromiter(map(zlib.crc32, map(str.encode, tokens)), dtype=np.uint64, count=len(tokens))
-        width = min(self.shingle, len(hashed))
+        return self.signatures([tokens])[0]
+
+    def signatures(self, token_lists: Sequence[Sequence[str]]) -> np.ndarray:
+        """One signature per text, as rows; texts of at least ``shingle`` words share one vectorised pass."""
+        out = np.full((len(token_lists), self.a.size), _PRIME, dtype=np.uint64)
+        lengths = np.fromiter(map(len, token_lists), dtype=np.int64, count=len(token_lists))
+        for i in np.flatnonzero((lengths > 0) & (lengths < self.shingle)):  # short texts: one shingle of all
+            out[i] = self._min_hashes(self._shingles(self._hashed(token_lists[i]), len(token_lists[i])))
+        full = np.flatnonzero(lengths >= self.shingle)
+        if full.size:
+            hashed = self._hashed([token for i in full for token in token_lists[i]])
+            shingles = self._shingles(hashed, self.shingle)
+            # Keep the shingles that lie inside one text: text r's start at its offset, len - shingle + 1 of them.
+            per_text = lengths[full] - self.shingle + 1
+            offsets = np.concatenate(([0], np.cumsum(lengths[full])[:-1]))
+            firsts = np.concatenate(([0], np.cumsum(per_text)[:-1]))
+            inside = np.arange(per_text.sum()) + np.repeat(offsets - firsts, per_text)
+            out[full] = np.minimum.reduceat(self._hashes(shingles[inside]), firsts, axis=0)
+        return out
+
+    @staticmethod
+    def _hashed(tokens: Sequence[str]) -> np.ndarray:
+        return np.fromiter(map(zlib.crc32, map(str.encode, tokens)), dtype=np.uint64, count=len(tokens))
+
+    @staticmethod
+    def _shingles(hashed: np.ndarray, width: int) -> np.ndarray:
         count = len(hashed) - width + 1
         shingles = np.zeros(count, dtype=np.uint64)
         for j in range(width):  # rotate word j of the shingle by j bits, so word order matters
             part = hashed[j : j + count]
             shingles ^= ((part << np.uint64(j)) | (part >> np.uint64(32 - j))) & np.uint64(0xFFFFFFFF)
-        return ((np.outer(shingles, self.a) + self.b) % _PRIME).min(axis=0)
+        return shingles
+
+    def _hashes(self, shingles: np.ndarray) -> np.ndarray:
+        return (np.outer(shingles, self.a) + self.b) % _PRIME
+
+    def _min_hashes(self, shingles: np.ndarray) -> np.ndarray:
+        return self._hashes(shingles).min(axis=0)
 
 
 def jaccard(a: np.ndarray, b: np.ndarray) -> float:
@@ -268,15 +296,15 @@ def exact_duplicates(rows: Sequence[dict[str, Any]]) -> list[str | None]:
 
 
 def near_duplicates(rows: Sequence[dict[str, Any]], hasher: MinHasher, threshold: float) -> list[str | None]:
-    kept = np.empty((0, hasher.a.size), dtype=np.uint64)
+    signatures = hasher.signatures([sample_words(row) for row in rows])
+    kept: list[int] = []
     reasons: list[str | None] = []
-    for row in rows:
-        signature = hasher.signature(sample_words(row))
-        if len(kept) and (kept == signature).mean(axis=1).max() >= threshold:
+    for i, signature in enumerate(signatures):
+        if kept and (signatures[kept] == signature).mean(axis=1).max() >= threshold:
             reasons.append("near_duplicate")
         else:
             reasons.append(None)
-            kept = np.vstack([kept, signature])
+            kept.append(i)
     return reasons
 
 
