@@ -7,7 +7,6 @@ the stage, the shard and the cause.
 
 from __future__ import annotations
 
-import posixpath
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -22,19 +21,16 @@ from blocks.object_store import open_store
 from flows.filtering import filter_and_export
 from flows.judging import judge_samples
 from flows.problems import synthesize_problems
-from flows.sampling import sample_problems, samples_fingerprint
+from flows.sampling import commit_samples, sample_problems, samples_fingerprint
 from tracemill import sampling
 from tracemill.build import BuildConfig
+from tracemill.store import fingerprint_of
 
 T = TypeVar("T")
 
 
 class StageFailedError(RuntimeError):
     """A stage of the build failed; the message names the stage, and the shard where one failed."""
-
-
-def fingerprint_of(uri: str) -> str:
-    return posixpath.basename(uri.rstrip("/"))
 
 
 def run_stage(stage: str, run: Callable[..., T], **kwargs: Any) -> T:
@@ -120,7 +116,8 @@ def sample_on_gpu_pool(config: BuildConfig, problems: str, force: bool) -> str:
     dataset = store.dataset(sampling.STAGE, samples_fingerprint(config.sampling, problems), "sample")
     if dataset.is_complete() and not force:
         return dataset.uri
-    todo = list(range(total)) if force else [s for s in range(total) if not dataset.has_shard(s)]
+    done = set() if force else set(dataset.shard_indices())  # one listing, not a request per shard
+    todo = [s for s in range(total) if s not in done]
     size = config.orchestration.shards_per_run
     chunks = [todo[start : start + size] for start in range(0, len(todo), size)]
     context = get_run_context()
@@ -144,11 +141,9 @@ def sample_on_gpu_pool(config: BuildConfig, problems: str, force: bool) -> str:
         state = _wait(run_id)
         if not state.is_completed():
             raise RuntimeError(f"sampling run {run_id} for shards {chunk} ended {state.name}: {state.message}")
-    missing = [s for s in range(total) if not dataset.has_shard(s)]
+    missing = commit_samples(dataset, total, config.sampling, problems, force)
     if missing:
         raise RuntimeError(f"sampling runs completed but shards {missing} of {dataset.uri} are missing")
-    if force or not dataset.is_complete():
-        dataset.commit(total, config=config.sampling, code_version=sampling.CODE_VERSION, inputs=[problems])
     return dataset.uri
 
 

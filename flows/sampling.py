@@ -22,7 +22,7 @@ from tasks.sampling import sample_shard
 from tracemill import problems as problems_stage
 from tracemill import sampling
 from tracemill.config import StoreConfig
-from tracemill.store import fingerprint
+from tracemill.store import Dataset, fingerprint, fingerprint_of
 from tracemill.teachers.base import Teacher
 from tracemill.teachers.config import EndpointTeacherConfig, SamplingConfig, TeacherConfig, VllmTeacherConfig
 
@@ -128,9 +128,20 @@ def sample_problems(
         ],
         description=f"Samples per shard of {dataset.uri}",
     )
-    if set(dataset.shard_indices()) >= set(range(total)) and (force or not dataset.is_complete()):
-        dataset.commit(total, config=sampling_config, code_version=sampling.CODE_VERSION, inputs=[problems])
+    commit_samples(dataset, total, sampling_config, problems, force)
     return dataset.uri
+
+
+def commit_samples(dataset: Dataset, total: int, config: SamplingConfig, problems: str, force: bool) -> list[int]:
+    """Write the samples manifest once all ``total`` shards exist; returns the shards still missing.
+
+    Several runs may sample one dataset's shards (chunks on the GPU pool): whichever sees the last
+    shard written commits it.
+    """
+    missing = sorted(set(range(total)) - set(dataset.shard_indices()))
+    if not missing and (force or not dataset.is_complete()):
+        dataset.commit(total, config=config, code_version=sampling.CODE_VERSION, inputs=[problems])
+    return missing
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -145,7 +156,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--force", action="store_true", help="sample again, discarding shards and checkpoints")
     args = parser.parse_args(argv)
     config = load_build_config(args.config, args.overrides)
-    problems = args.problems.rstrip("/").rsplit("/", 1)[-1]
+    problems = fingerprint_of(args.problems)
     uri = sample_problems(problems, config.sampling, config.store, shards=args.shards, force=args.force)
     print(f"samples dataset: {uri}")
 

@@ -13,9 +13,9 @@ import hashlib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
-from prefect import Task
+from prefect import Task, task
 from prefect.cache_policies import CachePolicy
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.context import TaskRunContext
@@ -37,32 +37,6 @@ class ShardCachePolicy(CachePolicy):
 
 
 SHARD_CACHE = ShardCachePolicy()
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def names_the_shard(stage: str) -> Callable[[F], F]:
-    """Note the stage and shard on an exception leaving a shard task (``exc.__notes__``).
-
-    A note keeps the exception's type, so the retry condition still sees what it is, and the build
-    flow's error can say which shard of which stage failed.
-    """
-
-    def decorate(fn: F) -> F:
-        signature = inspect.signature(fn)
-
-        @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return fn(*args, **kwargs)
-            except Exception as exc:
-                shard = signature.bind_partial(*args, **kwargs).arguments.get("shard")
-                exc.add_note(f"{stage} shard {shard}")
-                raise
-
-        return wrapper  # type: ignore[return-value]
-
-    return decorate
 
 
 def is_transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
@@ -87,3 +61,39 @@ RETRIES: dict[str, Any] = {
     "retry_jitter_factor": 0.5,
     "retry_condition_fn": is_transient,
 }
+
+
+def shard_task(stage: str) -> Callable[[Callable[..., Any]], Task[..., Any]]:
+    """The task of one shard of ``stage``: named ``{stage}-shard``, runs named ``{stage}-00042``, cached by
+    (fingerprint, shard), results persisted, transient faults retried, failures noting their shard."""
+
+    def decorate(fn: Callable[..., Any]) -> Task[..., Any]:
+        return task(
+            name=f"{stage}-shard",
+            task_run_name=f"{stage}-{{shard:05d}}",
+            cache_policy=SHARD_CACHE,
+            persist_result=True,
+            **RETRIES,
+        )(_names_the_shard(stage, fn))
+
+    return decorate
+
+
+def _names_the_shard(stage: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Note the stage and shard on an exception leaving a shard task (``exc.__notes__``).
+
+    A note keeps the exception's type, so the retry condition still sees what it is, and the build
+    flow's error can say which shard of which stage failed.
+    """
+    signature = inspect.signature(fn)
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            shard = signature.bind_partial(*args, **kwargs).arguments.get("shard")
+            exc.add_note(f"{stage} shard {shard}")
+            raise
+
+    return wrapper

@@ -9,19 +9,12 @@ from typing import Any
 from prefect import task
 
 from blocks.hub_target import HubTarget
-from tasks.caching import RETRIES, SHARD_CACHE, names_the_shard
+from tasks.caching import RETRIES, shard_task
 from tracemill import export
 from tracemill.store import Dataset
 
 
-@task(
-    name="export-shard",
-    task_run_name="export-{shard:05d}",
-    cache_policy=SHARD_CACHE,
-    persist_result=True,
-    **RETRIES,
-)
-@names_the_shard("export")
+@shard_task("export")
 def export_shard(
     kept: Dataset, rejected: Dataset, dataset: Dataset, shard: int, config: export.ExportConfig, force: bool = False
 ) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from prefect import task
 
-from tasks.caching import RETRIES, SHARD_CACHE, names_the_shard
+from tasks.caching import RETRIES, shard_task
 from tracemill import filters, funnel
 from tracemill.store import Dataset, Store
 
@@ -26,14 +26,7 @@ def benchmark_index(config: filters.ContaminationConfig, store: Store) -> tuple[
     return filters.benchmark_index(config, store)
 
 
-@task(
-    name="filter-shard",
-    task_run_name="filter-{shard:05d}",
-    cache_policy=SHARD_CACHE,
-    persist_result=True,
-    **RETRIES,
-)
-@names_the_shard("filter")
+@shard_task("filter")
 def filter_shard(
     relabel: Dataset,
     verdicts: Dataset,

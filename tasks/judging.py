@@ -9,19 +9,16 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-from prefect import get_run_logger, task
+from prefect import get_run_logger
 
-from tasks.caching import RETRIES, SHARD_CACHE, names_the_shard
+from tasks.caching import shard_task
 from tracemill import judging
 from tracemill.judge_config import JudgeConfig, RelabelConfig
 from tracemill.store import Dataset
 from tracemill.teachers.base import Teacher
 
-_SHARD_TASK: dict[str, Any] = {"cache_policy": SHARD_CACHE, "persist_result": True, **RETRIES}
 
-
-@task(name="verdicts-shard", task_run_name="verdicts-{shard:05d}", **_SHARD_TASK)
-@names_the_shard("verdicts")
+@shard_task("verdicts")
 def judge_shard(
     problems: Dataset,
     samples: Dataset,
@@ -43,8 +40,7 @@ def judge_shard(
     return _verdicts_summary(dataset, shard, gold, stats)
 
 
-@task(name="relabel-shard", task_run_name="relabel-{shard:05d}", **_SHARD_TASK)
-@names_the_shard("relabel")
+@shard_task("relabel")
 def relabel_shard(
     problems: Dataset,
     verdicts: Dataset,
@@ -68,8 +64,7 @@ def relabel_shard(
     return _summary(dataset, shard, figures)
 
 
-@task(name="rejudged-shard", task_run_name="rejudged-{shard:05d}", **_SHARD_TASK)
-@names_the_shard("rejudged")
+@shard_task("rejudged")
 def rejudge_shard(
     relabel: Dataset,
     verdicts: Dataset,

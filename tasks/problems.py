@@ -6,19 +6,12 @@ from typing import Any
 
 from prefect import task
 
-from tasks.caching import RETRIES, SHARD_CACHE, names_the_shard
+from tasks.caching import RETRIES, shard_task
 from tracemill import problems
 from tracemill.store import Dataset
 
 
-@task(
-    name="problems-shard",
-    task_run_name="problems-{shard:05d}",
-    cache_policy=SHARD_CACHE,
-    persist_result=True,
-    **RETRIES,
-)
-@names_the_shard("problems")
+@shard_task("problems")
 def synthesize_shard(source: problems.Source, dataset: Dataset, shard: int, force: bool = False) -> str:
     """Write one problems shard and return its URI; a shard already in the store is reused, cache or not."""
     if force or not dataset.has_shard(shard):

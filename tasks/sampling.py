@@ -5,23 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from prefect import task
-
-from tasks.caching import RETRIES, SHARD_CACHE, names_the_shard
+from tasks.caching import shard_task
 from tracemill import sampling
 from tracemill.store import Dataset
 from tracemill.teachers.base import Teacher
 from tracemill.teachers.config import SamplingConfig
 
 
-@task(
-    name="samples-shard",
-    task_run_name="samples-{shard:05d}",
-    cache_policy=SHARD_CACHE,
-    persist_result=True,
-    **RETRIES,
-)
-@names_the_shard("samples")
+@shard_task("samples")
 def sample_shard(
     problems: Dataset,
     dataset: Dataset,

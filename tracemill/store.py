@@ -72,6 +72,11 @@ def fingerprint(
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
+def fingerprint_of(uri: str) -> str:
+    """The fingerprint of a dataset location (``…/{stage}/{fingerprint}``); a bare fingerprint is itself."""
+    return posixpath.basename(uri.rstrip("/"))
+
+
 @dataclass(frozen=True)
 class Store:
     """A root URL plus fsspec options; credentials in ``storage_options`` never show in ``repr``."""
