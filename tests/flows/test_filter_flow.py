@@ -7,17 +7,11 @@ from pathlib import Path
 
 import datasets
 import pytest
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import (
-    ArtifactFilter,
-    ArtifactFilterFlowRunId,
-    FlowRunFilter,
-    FlowRunFilterId,
-)
 from pydantic import SecretStr
 
 from blocks.hub_target import HubTarget
 from flows.filtering import filter_and_export
+from tests.flows.prefect_runs import artifacts, task_states
 from tracemill.config import StoreConfig
 from tracemill.export import ExportConfig
 from tracemill.filters import ContaminationConfig, FilterConfig, LengthOutlierConfig
@@ -37,22 +31,6 @@ def _write_inputs(store: Store, trace_tables) -> tuple[str, str]:
     relabel.commit(2, config={}, code_version="t")
     rejudged.commit(2, config={}, code_version="t")
     return "r0", "v0"
-
-
-def _states(state) -> dict[str, str]:
-    with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
-        )
-    return {run.name: run.state.name for run in runs}
-
-
-def _artifacts(state) -> dict:
-    with get_client(sync_client=True) as client:
-        found = client.read_artifacts(
-            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id]))
-        )
-    return {a.key: a for a in found}
 
 
 @pytest.fixture
@@ -117,14 +95,14 @@ def test_filter_and_export_flow(prefect_api, tmp_path, trace_tables, fake_hub):
     assert Path(result["sft_all"]).name == "sft_all.jsonl" and Path(result["sft_all"]).is_file()
     assert result["hub"] == "https://huggingface.co/datasets/me/traces"
 
-    states = _states(state)
+    states = task_states(state)
     assert [states[f"filter-{i:05d}"] for i in range(2)] == ["Completed"] * 2
-    artifacts = _artifacts(state)
-    funnel_rows = artifacts["filter-funnel"].data
+    by_key = artifacts(state)
+    funnel_rows = by_key["filter-funnel"].data
     funnel_rows = json.loads(funnel_rows) if isinstance(funnel_rows, str) else funnel_rows
     assert {"source": "all", "stage": "kept", "rows_in": 3, "dropped": 0, "rows_out": 3} in funnel_rows
-    assert artifacts["filter-export-progress"].data == 100.0
-    card = artifacts["dataset-card"].data
+    assert by_key["filter-export-progress"].data == 100.0
+    card = by_key["dataset-card"].data
     assert card == Path(result["card"]).read_text() and "# Flow traces" in card and "| all | 3 | 1 | 15 |" in card
 
     # No secret in any file of the store (datasets, exports, card, Prefect result records) or any artifact.
@@ -132,7 +110,7 @@ def test_filter_and_export_flow(prefect_api, tmp_path, trace_tables, fake_hub):
         if path.is_file():
             data = path.read_bytes()
             assert TOKEN.encode() not in data and API_KEY.encode() not in data, path
-    for artifact in artifacts.values():
+    for artifact in by_key.values():
         text = json.dumps(artifact.data) + (artifact.description or "")
         assert TOKEN not in text and API_KEY not in text
 
@@ -141,7 +119,7 @@ def test_filter_and_export_flow(prefect_api, tmp_path, trace_tables, fake_hub):
         relabel, verdicts, filter_config, export_config, store=store, build_info=build_info, return_state=True
     )
     assert again.result() == result
-    states = _states(again)
+    states = task_states(again)
     assert {states[f"{kind}-{i:05d}"] for kind in ("filter", "export") for i in range(2)} == {"Cached"}
 
     other = filter_and_export(

@@ -5,14 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, FlowRunFilter, FlowRunFilterId
 
 from blocks.teacher_endpoint import TeacherEndpoint
 from flows import sampling as sampling_flow
 from flows.problems import synthesize_problems
 from flows.sampling import sample_problems
 from tests.fake_openai import FakeOpenAI, Reply
+from tests.flows.prefect_runs import artifacts, task_states
 from tracemill.config import ClevrProceduralSource, StoreConfig
 from tracemill.store import Store
 from tracemill.teachers.config import EndpointTeacherConfig, SamplingConfig, VllmTeacherConfig
@@ -21,11 +20,8 @@ ANSWER = r"<think>[a-z][a-z ]{0,11}</think>\n\*\*The answer is: \*\*[0-9]"
 
 
 def _states(state) -> list[str]:
-    with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
-        )
-    return [r.state.name for r in sorted(runs, key=lambda r: r.name) if r.name.startswith("samples-")]
+    """States of the shard tasks, in shard order."""
+    return [name for task, name in sorted(task_states(state).items()) if task.startswith("samples-")]
 
 
 def test_sampling_flow_writes_samples_then_reuses_them(prefect_api, tmp_path, tiny_model, cpu_engine, monkeypatch):
@@ -55,11 +51,7 @@ def test_sampling_flow_writes_samples_then_reuses_them(prefect_api, tmp_path, ti
     assert samples.manifest()["inputs"] == [problems_fp]
     assert not (Path(uri) / "_checkpoints" / "part-00000-b2").exists()  # checkpoints cleared once the shard is whole
 
-    with get_client(sync_client=True) as client:
-        artifacts = client.read_artifacts(
-            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id]))
-        )
-    by_key = {a.key: a for a in artifacts}
+    by_key = artifacts(state)
     assert by_key["samples-progress"].data == 100.0
     shards_table = by_key["samples-shards"].data
     assert "completion_tokens" in shards_table and "tokens_per_s" in shards_table and "stop: " in shards_table
@@ -109,11 +101,7 @@ def test_sampling_flow_with_an_endpoint_block_never_stores_its_key(prefect_api, 
         assert capsys.readouterr().out.strip() == f"samples dataset: {uri}"
         assert len(server.received) == problems.num_rows
 
-    with get_client(sync_client=True) as client:
-        artifacts = client.read_artifacts(
-            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id]))
-        )
-    stored = [str(a.data) for a in artifacts] + [
+    stored = [str(a.data) for a in artifacts(state).values()] + [
         p.read_bytes().decode("latin-1") for p in Path(uri).rglob("*") if p.is_file()
     ]
     assert stored and not any(key in text for text in stored)  # artifacts, manifest, Parquet and its metadata
