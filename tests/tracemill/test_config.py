@@ -12,6 +12,7 @@ from tracemill.config import (
     Math500Source,
     ProblemsConfig,
     SourceConfig,
+    load_problems_config,
     load_yaml,
 )
 from tracemill.reference import _models, in_readme, reference
@@ -92,3 +93,13 @@ def test_readme_reference_is_generated_from_the_config_model():
     readme = (ROOT / "README.md").read_text()
     assert in_readme(readme) == reference(BuildConfig), "run `python -m tracemill.reference README.md`"
     assert "`sampling.teacher` · kind `vllm`" in readme and "`judge` (JudgeConfig)" in readme
+
+
+def test_the_problems_stage_reads_source_and_store_of_a_build_config(tmp_path):
+    build = load_build_config(ROOT / "configs" / "demo.yaml")
+    alone = load_problems_config(ROOT / "configs" / "demo.yaml")
+    assert (alone.source, alone.store) == (build.source, build.store)
+    path = tmp_path / "build.yaml"
+    path.write_text("source:\n  kind: gsm8k\n  max_rows: 0\nsampling: {}\n")  # sampling is not its business
+    with pytest.raises(ValueError, match=r"(?s)build\.yaml.*source\.gsm8k\.max_rows"):
+        load_problems_config(path)
