@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint format bench clean
+.PHONY: setup demo test lint format bench clean stack-up stack-down stack-status
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,18 @@ test: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	PREFECT_SERVER_ANALYTICS_ENABLED=false $(PY) -m pytest
+
+# tracemill on one machine without containers (README, "Running on one machine"): PostgreSQL (SQLite
+# when it is not installed), SeaweedFS S3, the Prefect server, the pools, blocks, deployments and
+# automations, process workers (one on cpu, one per GPU); logs, pid files and data under ./stack.
+stack-up: $(STAMP)
+	infra/stack.sh up
+
+stack-down:
+	infra/stack.sh down
+
+stack-status:
+	infra/stack.sh status
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

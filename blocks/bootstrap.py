@@ -7,7 +7,7 @@ job's environment. It prints which blocks it saved and which fields are set, nev
 * ObjectStore: ``TRACEMILL_S3_ENDPOINT_URL``, ``TRACEMILL_S3_ACCESS_KEY_ID``,
   ``TRACEMILL_S3_SECRET_ACCESS_KEY``, ``TRACEMILL_S3_REGION``;
 * TeacherEndpoint: ``TRACEMILL_TEACHER_BASE_URL``, ``_MODEL``, ``_API_KEY``, ``_MAX_CONCURRENCY``,
-  ``_REQUESTS_PER_MINUTE``, ``_TOKENS_PER_MINUTE``;
+  ``_REQUESTS_PER_MINUTE``, ``_TOKENS_PER_MINUTE``, ``_SHARED_LIMITS``;
 * HubTarget: ``TRACEMILL_HUB_REPO_ID``, ``TRACEMILL_HUB_PRIVATE``, and the token from
   ``TRACEMILL_HUB_TOKEN`` or ``HF_TOKEN`` (``HF_TOKEN`` alone names no repository: no block).
 
@@ -59,7 +59,15 @@ GROUPS = (
         "teacher",
         TeacherEndpoint,
         "TRACEMILL_TEACHER_",
-        ("base_url", "model", "api_key", "max_concurrency", "requests_per_minute", "tokens_per_minute"),
+        (
+            "base_url",
+            "model",
+            "api_key",
+            "max_concurrency",
+            "requests_per_minute",
+            "tokens_per_minute",
+            "shared_limits",
+        ),
     ),
     Group("hub", HubTarget, "TRACEMILL_HUB_", ("repo_id", "private", "token"), aliases=(("HF_TOKEN", "token"),)),
 )

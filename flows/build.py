@@ -18,19 +18,20 @@ from prefect.context import get_run_context
 from prefect.deployments import run_deployment
 
 from blocks.object_store import open_store
+from flows.entry import StageFailedError
 from flows.filtering import filter_and_export
 from flows.judging import judge_samples
+from flows.preflight import check_build
 from flows.problems import synthesize_problems
 from flows.sampling import commit_samples, sample_problems, samples_fingerprint
+from flows.scores import score_samples
 from tracemill import sampling
 from tracemill.build import BuildConfig
+from tracemill.faults import is_transient_fault
+from tracemill.problems import STAGE as PROBLEMS_STAGE
 from tracemill.store import fingerprint_of
 
 T = TypeVar("T")
-
-
-class StageFailedError(RuntimeError):
-    """A stage of the build failed; the message names the stage, and the shard where one failed."""
 
 
 def run_stage(stage: str, run: Callable[..., T], **kwargs: Any) -> T:
@@ -39,9 +40,13 @@ def run_stage(stage: str, run: Callable[..., T], **kwargs: Any) -> T:
         return run(**kwargs)
     except Exception as exc:
         where = "; ".join(getattr(exc, "__notes__", []))
-        raise StageFailedError(
-            f"stage {stage!r} failed{f' ({where})' if where else ''}: {type(exc).__name__}: {exc}. "
+        advice = (
             "Finished shards are kept: rerun the build to resume."
+            if is_transient_fault(exc)
+            else "Finished shards are kept: fix the cause above, then rerun the build."
+        )
+        raise StageFailedError(
+            f"stage {stage!r} failed{f' ({where})' if where else ''}: {type(exc).__name__}: {exc}. {advice}"
         ) from exc
 
 
@@ -49,6 +54,7 @@ def run_stage(stage: str, run: Callable[..., T], **kwargs: Any) -> T:
 def build_dataset(config: BuildConfig, force: bool = False) -> dict[str, str]:
     """Build the dataset ``config`` describes and return where each stage's output is."""
     logger = get_run_logger()
+    check_build(config, force)  # seconds, before any stage: a missing model or a refused store fails here
     store = config.store
     problems = run_stage("problems", synthesize_problems, source=config.source, store=store, force=force)
     problems_fp = fingerprint_of(problems)
@@ -73,18 +79,30 @@ def build_dataset(config: BuildConfig, force: bool = False) -> dict[str, str]:
         store=store,
         force=force,
     )
+    scored = {}
+    if config.scores.verifiers:  # no verifiers, no stage: builds without them keep their fingerprints
+        scored["scores"] = run_stage(
+            "scores",
+            score_samples,
+            relabel=fingerprint_of(judged["relabel"]),
+            rejudged=fingerprint_of(judged["rejudged"]),
+            scores_config=config.scores,
+            store=store,
+            force=force,
+        )
     outputs = run_stage(
         "filter and export",
         filter_and_export,
         relabel=fingerprint_of(judged["relabel"]),
         verdicts=fingerprint_of(judged["rejudged"]),
-        filter_config=config.filters.model_copy(update={"custom_prompts": config.sampling.custom_prompts}),
+        scores=fingerprint_of(scored["scores"]) if scored else None,
+        filter_config=config.filter_config(),
         export_config=config.export,
         store=store,
         force=force,
         build_info=build_info(config, problems, samples, judged),
     )
-    locations = {"problems": problems, "samples": samples, **judged, **outputs}
+    locations = {"problems": problems, "samples": samples, **judged, **scored, **outputs}
     create_markdown_artifact(
         key="build-summary",
         markdown=f"# Dataset `{config.name}`\n\n"
@@ -100,7 +118,11 @@ def build_info(config: BuildConfig, problems: str, samples: str, judged: dict[st
     """What the dataset card records of the build: the config (secrets live in blocks, not here) and fingerprints."""
     fingerprints = {"problems": fingerprint_of(problems), "samples": fingerprint_of(samples)}
     fingerprints.update({stage: fingerprint_of(uri) for stage, uri in judged.items()})
-    return {"name": config.name, "config": config.model_dump(mode="json"), "fingerprints": fingerprints}
+    info = {"name": config.name, "config": config.model_dump(mode="json"), "fingerprints": fingerprints}
+    # Rows the source skipped or repaired, per reason: the funnel and the card show them.
+    manifest = open_store(config.store).dataset(PROBLEMS_STAGE, fingerprints["problems"], "problem").manifest()
+    rows = manifest.get("metadata", {}).get("rows")
+    return {**info, "source_rows": rows} if rows else info
 
 
 def sample_on_gpu_pool(config: BuildConfig, problems: str, force: bool) -> str:
@@ -114,9 +136,9 @@ def sample_on_gpu_pool(config: BuildConfig, problems: str, force: bool) -> str:
     store = open_store(config.store)
     total = len(store.dataset("problems", problems, "problem").manifest()["shards"])
     dataset = store.dataset(sampling.STAGE, samples_fingerprint(config.sampling, problems), "sample")
-    if dataset.is_complete() and not force:
+    if dataset.is_current() and not force:
         return dataset.uri
-    done = set() if force else set(dataset.shard_indices())  # one listing, not a request per shard
+    done = set() if force else set(dataset.intact_shards())  # one listing, not a request per shard
     todo = [s for s in range(total) if s not in done]
     size = config.orchestration.shards_per_run
     chunks = [todo[start : start + size] for start in range(0, len(todo), size)]

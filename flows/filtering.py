@@ -19,7 +19,8 @@ from prefect.futures import as_completed
 
 from blocks.object_store import open_store
 from blocks.store_results import result_storage
-from tasks.export import export_shard, merge_jsonl, push, save_dataset_dict, write_card
+from flows.preflight import check_stage
+from tasks.export import export_shard, merge_jsonl, push, save_dataset_dict, write_card, write_manifest
 from tasks.filtering import benchmark_index, commit, filter_shard, length_bound
 from tracemill import export, filters, funnel
 from tracemill.card import markdown_table
@@ -32,6 +33,7 @@ FUNNEL_FILE = "funnel.json"
 
 RELABEL_STAGE = "relabel"
 VERDICTS_STAGE = "rejudged"
+SCORES_STAGE = "scores"
 
 
 @flow(name="filter-and-export")
@@ -43,12 +45,14 @@ def filter_and_export(
     store: StoreConfig = StoreConfig(),  # noqa: B008 - pydantic defaults render in the UI form
     force: bool = False,
     build_info: dict | None = None,
+    scores: str | None = None,
 ) -> dict[str, str]:
     """Filter the verdicts dataset ``verdicts`` (shard-aligned with the relabel dataset ``relabel``) and export.
 
     Returns the URIs of ``kept``, ``rejected``, the export folder and each export in it.
     """
     logger = get_run_logger()
+    check_stage(store)
     where = open_store(store)
     problems = where.dataset(RELABEL_STAGE, relabel, "relabel")
     samples = where.dataset(VERDICTS_STAGE, verdicts, "verdict")
@@ -57,8 +61,7 @@ def filter_and_export(
     index, benchmarks = None, []
     if filter_config.contamination is not None:
         index, benchmarks = benchmark_index(filter_config.contamination, where)
-    inputs = [relabel, verdicts, *benchmarks]
-    fp = fingerprint(filters.KEPT_STAGE, filter_config, filters.CODE_VERSION, inputs)
+    fp, inputs = kept_fingerprint(filter_config, relabel, verdicts, benchmarks)
     kept = where.dataset(filters.KEPT_STAGE, fp, "kept")
     rejected = where.dataset(filters.REJECTED_STAGE, fp, "rejected")
     logger.info("kept dataset %s, rejected %s: %d shard(s)", kept.uri, rejected.uri, num_shards)
@@ -91,11 +94,13 @@ def filter_and_export(
         + markdown_table(funnel.summary_table(counts)),
     )
 
-    out = export.export_dir(where, fp, export_config)
+    out = export.export_dir(where, fp, export_config, scores)
+    scored = None if scores is None else where.dataset(SCORES_STAGE, scores, "score")
     export_task = export_shard.with_options(result_storage=storage, refresh_cache=force or None)
     exports = export_task.map(
-        unmapped(kept), unmapped(rejected), unmapped(out), range(num_shards), unmapped(export_config), unmapped(force)
-    )
+        unmapped(kept), unmapped(rejected), unmapped(out), range(num_shards), unmapped(export_config), unmapped(force),
+        unmapped(scored),
+    )  # fmt: skip
     for done, _ in enumerate(as_completed(exports), start=1):
         update_progress_artifact(progress, progress=50.0 + 50.0 * done / num_shards)
     markers = exports.result()
@@ -111,11 +116,14 @@ def filter_and_export(
         fingerprints=fingerprints,
         hub_configs=hub_configs,
     )
-    create_markdown_artifact(key="dataset-card", markdown=card, description=f"Dataset card of {out.uri}")
+    create_markdown_artifact(
+        key="dataset-card", markdown=card.page, description=f"The dataset card, as written to {_uri(out, export.CARD)}"
+    )
 
     # The funnel as a file beside the exports, for the CLI and for anyone reading the folder without Prefect.
     tables = {"per source": funnel.summary_table(counts), "through the filters": funnel.stage_table(counts)}
-    out.store.write_bytes(f"{out.path}/{FUNNEL_FILE}", json.dumps(tables, indent=1).encode())
+    tables["source rows skipped or repaired"] = funnel.source_rows_table((build_info or {}).get("source_rows"))
+    export.publish(out, FUNNEL_FILE, lambda f: f.write(json.dumps(tables, indent=1).encode()))
     result = {
         "kept": kept.uri,
         "rejected": rejected.uri,
@@ -128,11 +136,20 @@ def filter_and_export(
         result[key] = merge_jsonl(out, name, markers, force) if files.endswith(".jsonl") else _uri(out, files)
     if export_config.hf_dataset and "default" in hub_configs:
         result["hf_dataset"] = save_dataset_dict(out, hub_configs, force)
+    write_manifest(out)
     if export_config.hub_target:
         result["hub"] = push(out, export_config.hub_target, f"tracemill export {out.fingerprint} (kept {fp})")
     logger.info("filtered %d of %d samples into %s; exports in %s", counts[funnel.ALL].kept, counts[funnel.ALL].samples,
                 kept.uri, out.uri)  # fmt: skip
     return result
+
+
+def kept_fingerprint(
+    filter_config: FilterConfig, relabel: str, verdicts: str, benchmarks: list[str]
+) -> tuple[str, list[str]]:
+    """The fingerprint of the kept and rejected datasets, and its inputs: the judged datasets and the benchmarks."""
+    inputs = [relabel, verdicts, *benchmarks]
+    return fingerprint(filters.KEPT_STAGE, filter_config, filters.CODE_VERSION, inputs), inputs
 
 
 def _aligned_shards(problems: Dataset, samples: Dataset) -> int:

@@ -23,6 +23,7 @@ from prefect.artifacts import (
 
 from blocks.object_store import open_store
 from blocks.store_results import result_storage
+from flows.preflight import check_stage
 from flows.sampling import lazy_teacher, teacher_identity
 from tasks import judging as tasks
 from tracemill import judging, sampling
@@ -69,6 +70,8 @@ def judge_samples(
     verdicts = where.dataset(judging.VERDICTS, fps[judging.VERDICTS], "verdict")
     relabel = where.dataset(judging.RELABEL_STAGE, fps[judging.RELABEL_STAGE], "relabel")
     rejudged = where.dataset(judging.REJUDGED, fps[judging.REJUDGED], "verdict")
+    needs_judge = judge_config.uses_llm and (force or not (verdicts.is_current() and rejudged.is_current()))
+    check_stage(store, {"judge teacher": judge_config.teacher} if needs_judge and judge_config.teacher else None)
     logger.info("judging %s (%d shards, judge mode %s) into %s", sampled.uri, total, judge_config.mode, verdicts.uri)
 
     options: dict[str, Any] = {"result_storage": result_storage(store), "refresh_cache": force or None}
@@ -127,8 +130,8 @@ def _aligned_shards(problems: Dataset, samples: Dataset) -> int:
 
 
 def _commit(dataset: Dataset, total: int, config: Any, inputs: list[str], force: bool) -> None:
-    """Write the manifest last, once every shard exists; an existing one is kept unless forced."""
-    if force or not dataset.is_complete():
+    """Write the manifest last, once every shard exists; a current one is kept unless forced."""
+    if force or not dataset.is_current():
         dataset.commit(total, config=config, code_version=judging.CODE_VERSION, inputs=inputs)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from prefect import flow, get_run_logger, unmapped
 from prefect.artifacts import (
@@ -15,8 +16,11 @@ from prefect.futures import as_completed
 
 from blocks.object_store import open_store
 from blocks.store_results import result_storage
+from flows.entry import read_source, run_cli
+from flows.preflight import check_stage
 from tasks.problems import commit_problems, synthesize_shard
-from tracemill import problems
+from tracemill import funnel, problems
+from tracemill.card import markdown_table
 from tracemill.config import ClevrProceduralSource, ProblemsConfig, SourceConfig, StoreConfig, load_problems_config
 
 
@@ -28,11 +32,18 @@ def synthesize_problems(
 ) -> str:
     """Write the problems dataset for ``source`` and return its URI; a rerun reuses every finished shard."""
     logger = get_run_logger()
+    check_stage(store)
     where = open_store(store)
     inputs = problems.input_fingerprints(source, where)
     dataset = where.dataset(problems.STAGE, problems.stage_fingerprint(source, where), "problem")
     num_shards = problems.num_shards(source, where)
     logger.info("problems dataset %s: %d shard(s)", dataset.uri, num_shards)
+    rows = problems.row_report(source, where)
+    table = funnel.source_rows_table(rows)
+    for line in table:
+        logger.warning(
+            "source rows %s: %d, %s (first: %s)", line["action"], line["rows"], line["reason"], line["first"]
+        )
 
     shard_task = synthesize_shard.with_options(result_storage=result_storage(store), refresh_cache=force or None)
     progress = create_progress_artifact(progress=0.0, key="problems-progress", description="Problem shards written")
@@ -41,7 +52,7 @@ def synthesize_problems(
         update_progress_artifact(progress, progress=100.0 * done / num_shards)
     futures.result()  # raises the first shard failure, naming the shard's task run
 
-    manifest = commit_problems(source, dataset, num_shards, inputs, force)
+    manifest = commit_problems(source, dataset, num_shards, inputs, force, rows)
     create_table_artifact(
         key="problems-shards",
         table=[{"shard": s["index"], "file": s["file"], "rows": s["rows"]} for s in manifest["shards"]],
@@ -52,6 +63,7 @@ def synthesize_problems(
         markdown=(
             f"# Problems dataset\n\n* location: `{dataset.uri}`\n* fingerprint: `{dataset.fingerprint}`\n"
             f"* rows: {manifest['rows']} in {len(manifest['shards'])} shard(s)\n* source: `{source.kind}`\n"
+            + (f"\nSource rows skipped or repaired:\n\n{markdown_table(table)}" if table else "")
         ),
         description="Problems dataset summary",
     )
@@ -59,16 +71,21 @@ def synthesize_problems(
     return dataset.uri
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     """``python -m flows.problems [--config FILE] [--force]``: run the flow, print the dataset location."""
     parser = argparse.ArgumentParser(description="Synthesize a problems dataset.")
     parser.add_argument("--config", help="YAML build config; its `source:` and `store:` are used")
     parser.add_argument("--force", action="store_true", help="recompute every shard")
     args = parser.parse_args(argv)
-    config = load_problems_config(args.config) if args.config else ProblemsConfig()
-    uri = synthesize_problems(source=config.source, store=config.store, force=args.force)
-    print(f"problems dataset: {uri}")
+
+    def run() -> None:
+        config = load_problems_config(args.config) if args.config else ProblemsConfig()
+        read_source(config.source, config.store)
+        uri = synthesize_problems(source=config.source, store=config.store, force=args.force)
+        print(f"problems dataset: {uri}")
+
+    return run_cli("flows.problems", run)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,23 +1,31 @@
 """The sampling flow: sample a chunk of shards of a problems dataset with one teacher.
 
 This is the flow the GPU work pool runs: the engine is built once per flow run, on first need,
-and fed the chunk's shards one after another.
+and the chunk's shard tasks run at once (``shards_at_once`` of them), streaming their requests
+into that one engine through one :class:`~tracemill.sampling.Sampler`, so it never drains
+between shards.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import contextvars
 import functools
+import sys
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
+from prefect.task_runners import ThreadPoolTaskRunner
 
 from blocks.object_store import open_store
 from blocks.store_results import result_storage
 from blocks.teacher_endpoint import TeacherEndpoint
+from flows.entry import run_cli
+from flows.preflight import check_stage
 from tasks.sampling import sample_shard
 from tracemill import problems as problems_stage
 from tracemill import sampling
@@ -56,6 +64,47 @@ def lazy_teacher(config: TeacherConfig) -> Iterator[Callable[[], Teacher]]:
                 close()
 
 
+@contextlib.contextmanager
+def lazy_sampler(
+    config: SamplingConfig, progress: Callable[[sampling.Progress], None]
+) -> Iterator[Callable[[], sampling.Sampler]]:
+    """A builder of the run's one Sampler (and its teacher): built on the first shard that needs it, from
+    whichever shard task's thread asks first, and closed, with the teacher, on leaving."""
+    lock = threading.Lock()
+    built: list[sampling.Sampler] = []
+
+    def get() -> sampling.Sampler:
+        with lock:
+            if not built:
+                built.append(sampling.sampler_for(config, build_teacher(config.teacher), progress))
+            return built[0]
+
+    try:
+        yield get
+    finally:
+        if built:
+            built[0].close()
+            close = getattr(built[0].teacher, "close", None)
+            if close:
+                close()
+
+
+def _reporter(artifact: Any) -> Callable[[sampling.Progress], None]:
+    """Progress as the sampler reports it: the progress artifact and, in a terminal, one updating line.
+
+    The sampler reports from its own thread, so the update runs in a copy of the flow's context.
+    """
+    context = contextvars.copy_context()
+
+    def update(progress: sampling.Progress) -> None:
+        share = 100.0 * progress.problems_done / progress.problems_total if progress.problems_total else 0.0
+        context.run(update_progress_artifact, artifact, progress=share)
+        if sys.stderr.isatty():
+            print(f"\rsampling: {progress.line()}   ", end="", file=sys.stderr, flush=True)
+
+    return update
+
+
 def _endpoint_teacher(config: EndpointTeacherConfig) -> Teacher:
     from tracemill.teachers.endpoint import EndpointTeacher
 
@@ -70,6 +119,7 @@ def _endpoint_teacher(config: EndpointTeacherConfig) -> Teacher:
         timeout_s=config.timeout_s,
         max_retries=config.max_retries,
         supports_n=config.supports_n,
+        limiter=block.shared_limiter(),  # None: this run's own limits
     )
 
 
@@ -100,29 +150,38 @@ def sample_problems(
         raise ValueError(f"shards {bad} are not in the problems dataset {source.uri} ({total} shards)")
     dataset = where.dataset(sampling.STAGE, samples_fingerprint(sampling_config, problems), "sample")
     logger.info("samples dataset %s: %d of %d shard(s) in this run", dataset.uri, len(todo), total)
+    needs_teacher = force or not set(todo) <= set(dataset.intact_shards())
+    check_stage(store, {"sampling teacher": sampling_config.teacher} if needs_teacher else None)
 
     progress = create_progress_artifact(progress=0.0, key="samples-progress", description="Sampling progress")
-
-    def report(position: int) -> Any:
-        def update(done: int, batches: int) -> None:
-            update_progress_artifact(progress, progress=100.0 * (position + done / batches) / len(todo))
-
-        return update
-
     task = sample_shard.with_options(result_storage=result_storage(store), refresh_cache=force or None)
-    summaries = []
-    with lazy_teacher(sampling_config.teacher) as teacher:
-        for position, shard in enumerate(todo):
-            summaries.append(task(source, dataset, shard, sampling_config, teacher, force, report(position)))
-            update_progress_artifact(progress, progress=100.0 * (position + 1) / len(todo))
+    with (
+        lazy_sampler(sampling_config, _reporter(progress)) as sampler,
+        ThreadPoolTaskRunner(max_workers=sampling_config.shards_at_once) as runner,
+    ):
+        futures = [
+            runner.submit(
+                task, {"problems": source, "dataset": dataset, "shard": s, "sampler": sampler, "force": force}
+            )
+            for s in todo
+        ]
+        states = [future.wait() or future.state for future in futures]
+    failed = next((state for state in states if not state.is_completed()), None)
+    if failed is not None:
+        failed.result()  # raises the shard's own exception, with its note
+    summaries = [state.result() for state in states]
+    update_progress_artifact(progress, progress=100.0)
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
 
     create_table_artifact(
         key="samples-shards",
         table=[
             {
-                **{k: v for k, v in s.items() if k not in ("uri", "finish_reasons", "errors")},
+                **{k: v for k, v in s.items() if k not in ("uri", "finish_reasons", "errors", "prompt_too_long")},
                 "finish_reasons": ", ".join(f"{k}: {v}" for k, v in sorted(s["finish_reasons"].items())),
                 "errors": ", ".join(f"{k}: {v}" for k, v in sorted(s["errors"].items())),
+                "prompt_too_long": ", ".join(s["prompt_too_long"]),
             }
             for s in summaries
         ],
@@ -139,12 +198,12 @@ def commit_samples(dataset: Dataset, total: int, config: SamplingConfig, problem
     shard written commits it.
     """
     missing = sorted(set(range(total)) - set(dataset.shard_indices()))
-    if not missing and (force or not dataset.is_complete()):
+    if not missing and (force or not dataset.is_current()):
         dataset.commit(total, config=config, code_version=sampling.CODE_VERSION, inputs=[problems])
     return missing
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     """``python -m flows.sampling --config FILE --problems FP``: sample, print the dataset location."""
     from tracemill.build import load_build_config
 
@@ -155,11 +214,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--force", action="store_true", help="sample again, discarding shards and checkpoints")
     args = parser.parse_args(argv)
-    config = load_build_config(args.config, args.overrides)
-    problems = fingerprint_of(args.problems)
-    uri = sample_problems(problems, config.sampling, config.store, shards=args.shards, force=args.force)
-    print(f"samples dataset: {uri}")
+
+    def run() -> None:
+        config = load_build_config(args.config, args.overrides)
+        problems = fingerprint_of(args.problems)
+        uri = sample_problems(problems, config.sampling, config.store, shards=args.shards, force=args.force)
+        print(f"samples dataset: {uri}")
+
+    return run_cli("flows.sampling", run)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

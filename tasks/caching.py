@@ -8,9 +8,11 @@ shard index). Flows persist the results inside the store itself, where every wor
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import inspect
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,19 +23,63 @@ from prefect.client.schemas.objects import State, TaskRun
 from prefect.context import TaskRunContext
 from prefect.tasks import exponential_backoff
 
-from tracemill.store import Dataset, SchemaMismatchError, ShardNotFoundError, StoreUnavailableError
+from tasks.locks import shard_lock
+from tracemill.faults import is_transient_fault
+from tracemill.store import Dataset
 
 
 @dataclass
 class ShardCachePolicy(CachePolicy):
-    """Key a shard task on its dataset's store, stage and fingerprint and on the shard index."""
+    """Key a shard task on its dataset's store, stage and fingerprint and on the shard index, while the
+    store holds that shard whole.
+
+    The store is the truth: a record whose shard is missing, or not the size the manifest records,
+    is stale, so no key is given and the task runs (and finds the shard to compute). The check costs
+    one stat per shard the task writes, and one manifest read per dataset and flow run.
+    """
+
+    # The task's parameters that hold the datasets whose shard ``shard`` it writes.
+    outputs: tuple[str, ...] = ("dataset",)
+    # Where a file says the shard is done, for tasks whose output is not one Parquet shard (exports).
+    marker: Callable[[Dataset, int], str] | None = None
 
     def compute_key(
         self, task_ctx: TaskRunContext, inputs: dict[str, Any], flow_parameters: dict[str, Any], **kwargs: Any
     ) -> str | None:
         dataset: Dataset = inputs["dataset"]
+        shard: int = inputs["shard"]
         where = hashlib.sha256(dataset.store.url.encode()).hexdigest()[:8]
-        return f"{dataset.stage}-{dataset.fingerprint}-{inputs['shard']:05d}-{where}"
+        key = f"{dataset.stage}-{dataset.fingerprint}-{shard:05d}-{where}"
+        if all(self._whole(inputs[name], shard, task_ctx) for name in self.outputs):
+            return key
+        # Not there: either never computed (no record yet, so keep the key and record the result) or lost since.
+        return None if task_ctx.result_store.exists(key) else key
+
+    def _whole(self, dataset: Dataset, shard: int, task_ctx: TaskRunContext) -> bool:
+        if self.marker is not None:
+            return dataset.store.exists(self.marker(dataset, shard))
+        size = dataset.store.size(dataset.shard_path(shard))
+        return size is not None and _recorded_sizes(task_ctx.task_run.flow_run_id, dataset).get(shard, size) == size
+
+
+_RECORDED: dict[tuple[str, str], dict[int, int]] = {}
+_RECORDED_LOCK = threading.Lock()
+
+
+def _recorded_sizes(flow_run: Any, dataset: Dataset) -> dict[int, int]:
+    """The shard sizes in a dataset's manifest, read once per flow run (a stage commits after its shard tasks)."""
+    if flow_run is None:
+        return dataset.recorded_sizes()
+    key = (str(flow_run), dataset.uri)
+    with _RECORDED_LOCK:
+        if key in _RECORDED:
+            return _RECORDED[key]
+    sizes = dataset.recorded_sizes()
+    with _RECORDED_LOCK:
+        if len(_RECORDED) >= 256:
+            _RECORDED.pop(next(iter(_RECORDED)))
+        _RECORDED[key] = sizes
+    return sizes
 
 
 SHARD_CACHE = ShardCachePolicy()
@@ -43,14 +89,8 @@ def is_transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> 
     """Retry storage and network faults; never configuration or data errors, which would fail again."""
     try:
         state.result()
-    except (StoreUnavailableError, ConnectionError, TimeoutError):
-        return True
-    except (ShardNotFoundError, SchemaMismatchError, ValueError, TypeError, KeyError, MemoryError):
-        return False
-    except OSError:
-        return True
-    except Exception:
-        return False
+    except Exception as exc:
+        return is_transient_fault(exc)
     return False
 
 
@@ -63,7 +103,7 @@ RETRIES: dict[str, Any] = {
 }
 
 
-def shard_task(stage: str) -> Callable[[Callable[..., Any]], Task[..., Any]]:
+def shard_task(stage: str, policy: ShardCachePolicy = SHARD_CACHE) -> Callable[[Callable[..., Any]], Task[..., Any]]:
     """The task of one shard of ``stage``: named ``{stage}-shard``, runs named ``{stage}-00042``, cached by
     (fingerprint, shard), results persisted, transient faults retried, failures noting their shard."""
 
@@ -71,7 +111,7 @@ def shard_task(stage: str) -> Callable[[Callable[..., Any]], Task[..., Any]]:
         return task(
             name=f"{stage}-shard",
             task_run_name=f"{stage}-{{shard:05d}}",
-            cache_policy=SHARD_CACHE,
+            cache_policy=policy,
             persist_result=True,
             **RETRIES,
         )(_names_the_shard(stage, fn))
@@ -80,20 +120,24 @@ def shard_task(stage: str) -> Callable[[Callable[..., Any]], Task[..., Any]]:
 
 
 def _names_the_shard(stage: str, fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Note the stage and shard on an exception leaving a shard task (``exc.__notes__``).
+    """Run a shard task under its shard's lock, and note the stage and shard on an exception leaving it.
 
-    A note keeps the exception's type, so the retry condition still sees what it is, and the build
-    flow's error can say which shard of which stage failed.
+    The lock (``tasks.locks``) makes a concurrent build of the same config wait for the shard, then
+    find it written and reuse it; a direct call of the function, outside a task run, takes none.
+    A note (``exc.__notes__``) keeps the exception's type, so the retry condition still sees what it
+    is, and the build flow's error can say which shard of which stage failed.
     """
     signature = inspect.signature(fn)
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        arguments = signature.bind_partial(*args, **kwargs).arguments
         try:
-            return fn(*args, **kwargs)
+            locked = TaskRunContext.get() is not None
+            with shard_lock(arguments["dataset"], arguments["shard"]) if locked else contextlib.nullcontext():
+                return fn(*args, **kwargs)
         except Exception as exc:
-            shard = signature.bind_partial(*args, **kwargs).arguments.get("shard")
-            exc.add_note(f"{stage} shard {shard}")
+            exc.add_note(f"{stage} shard {arguments.get('shard')}")
             raise
 
     return wrapper

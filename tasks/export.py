@@ -9,23 +9,32 @@ from typing import Any
 from prefect import task
 
 from blocks.hub_target import HubTarget
-from tasks.caching import RETRIES, shard_task
-from tracemill import export
+from tasks.caching import RETRIES, ShardCachePolicy, shard_task
+from tracemill import card, export
 from tracemill.store import Dataset
 
 
-@shard_task("export")
+@shard_task("export", ShardCachePolicy(marker=export.done_marker))
 def export_shard(
-    kept: Dataset, rejected: Dataset, dataset: Dataset, shard: int, config: export.ExportConfig, force: bool = False
+    kept: Dataset,
+    rejected: Dataset,
+    dataset: Dataset,
+    shard: int,
+    config: export.ExportConfig,
+    force: bool = False,
+    scores: Dataset | None = None,
 ) -> dict[str, Any]:
     """Write one shard's export files into ``dataset`` (the export folder); a finished shard is reused."""
     done = None if force else export.shard_done(dataset, shard)
-    return done or export.export_shard(kept.read_shard(shard), rejected.read_shard(shard), dataset, shard, config)
+    scored = None if scores is None else scores.read_shard(shard)
+    return done or export.export_shard(
+        kept.read_shard(shard), rejected.read_shard(shard), dataset, shard, config, scores=scored
+    )
 
 
 @task(name="export-card", **RETRIES)
-def write_card(out: Dataset, kept: Dataset, **details: Any) -> str:
-    """Write README.md (the dataset card) and the length histogram; returns the card's markdown."""
+def write_card(out: Dataset, kept: Dataset, **details: Any) -> card.Card:
+    """Write README.md (the dataset card) and the length histogram; returns the card and its page for the UI."""
     return export.write_card(out, kept, **details)
 
 
@@ -37,6 +46,12 @@ def merge_jsonl(out: Dataset, name: str, markers: Sequence[Mapping[str, Any]], f
 @task(name="export-dataset-dict", **RETRIES)
 def save_dataset_dict(out: Dataset, hub_configs: Mapping[str, str], force: bool = False) -> str:
     return export.save_dataset_dict(out, hub_configs, force)
+
+
+@task(name="export-manifest", **RETRIES)
+def write_manifest(out: Dataset) -> dict[str, Any]:
+    """The export's manifest: each file's size and checksum, for ``tracemill verify``."""
+    return export.write_manifest(out)
 
 
 @task(name="push-to-hub", **RETRIES)

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from prefect import task
 
-from tasks.caching import RETRIES, shard_task
+from tasks.caching import RETRIES, ShardCachePolicy, shard_task
 from tracemill import filters, funnel
 from tracemill.store import Dataset, Store
 
@@ -26,7 +26,7 @@ def benchmark_index(config: filters.ContaminationConfig, store: Store) -> tuple[
     return filters.benchmark_index(config, store)
 
 
-@shard_task("filter")
+@shard_task("filter", ShardCachePolicy(outputs=("dataset", "rejected")))
 def filter_shard(
     relabel: Dataset,
     verdicts: Dataset,
@@ -59,7 +59,7 @@ def filter_shard(
 def commit(
     kept: Dataset, rejected: Dataset, num_shards: int, config: filters.FilterConfig, inputs: list[str], force: bool
 ) -> None:
-    """Write both manifests last, once every shard exists; existing manifests are kept unless forced."""
+    """Write both manifests last, once every shard exists; current manifests are kept unless forced."""
     for dataset in (rejected, kept):
-        if force or not dataset.is_complete():
+        if force or not dataset.is_current():
             dataset.commit(num_shards, config=config, code_version=filters.CODE_VERSION, inputs=inputs)

@@ -21,9 +21,20 @@ def synthesize_shard(source: problems.Source, dataset: Dataset, shard: int, forc
 
 @task(name="problems-commit", **RETRIES)
 def commit_problems(
-    source: problems.Source, dataset: Dataset, num_shards: int, inputs: list[str], force: bool = False
+    source: problems.Source,
+    dataset: Dataset,
+    num_shards: int,
+    inputs: list[str],
+    force: bool = False,
+    rows: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Write the manifest last, once every shard exists; an existing manifest is kept unless forced."""
-    if not force and dataset.is_complete():
+    """Write the manifest last, once every shard exists; a current manifest is kept unless forced.
+
+    ``rows`` (the source's skipped and repaired rows per reason) goes in the manifest's ``metadata``.
+    """
+    if not force and dataset.is_current():
         return dataset.manifest()
-    return dataset.commit(num_shards, config=source, code_version=problems.CODE_VERSION, inputs=inputs)
+    metadata = {"rows": rows} if rows is not None else None
+    return dataset.commit(
+        num_shards, config=source, code_version=problems.CODE_VERSION, inputs=inputs, metadata=metadata
+    )

@@ -8,8 +8,6 @@ from typing import Any
 from tasks.caching import shard_task
 from tracemill import sampling
 from tracemill.store import Dataset
-from tracemill.teachers.base import Teacher
-from tracemill.teachers.config import SamplingConfig
 
 
 @shard_task("samples")
@@ -17,36 +15,23 @@ def sample_shard(
     problems: Dataset,
     dataset: Dataset,
     shard: int,
-    config: SamplingConfig,
-    teacher: Callable[[], Teacher],
+    sampler: Callable[[], sampling.Sampler],
     force: bool = False,
-    progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Sample one shard, resuming from its checkpoints; returns its location and statistics.
 
-    ``teacher`` builds the engine on first use, so a run whose shards all exist never loads it.
+    The shard tasks of a run share one ``sampler`` and run at once, so their requests stream into
+    one engine. ``sampler`` builds it (and the engine) on first use, so a run whose shards all exist
+    never loads it.
     """
-    checkpoints = dataset.checkpoints(shard, f"b{config.batch_size}")
+    checkpoints = dataset.checkpoints(shard, sampling.CHECKPOINT_TAG)
     if force:
         checkpoints.delete()
     elif dataset.has_shard(shard):
         checkpoints.delete()  # left behind when a run died between writing the shard and clearing them
         stats = sampling.account(dataset.read_shard(shard), sampling.ShardStats())
         return _summary(dataset, shard, stats)
-    table, stats = sampling.sample_shard(
-        problems.read_shard(shard),
-        teacher(),
-        config.params(),
-        templates=config.templates(),
-        prompt=config.prompt,
-        base_seed=config.seed,
-        batch_size=config.batch_size,
-        checkpoints=checkpoints,
-        max_failed_share=config.max_failed_share,
-        progress=progress,
-    )
-    dataset.write_shard(shard, table)
-    checkpoints.delete()
+    stats = sampler().sample_shard(shard, problems.read_shard(shard), dataset)
     return _summary(dataset, shard, stats)
 
 
@@ -63,6 +48,8 @@ def _summary(dataset: Dataset, shard: int, stats: sampling.ShardStats) -> dict[s
         "tokens_per_s": round(stats.tokens_per_s, 1),
         "finish_reasons": dict(stats.finish_reasons),
         "errors": dict(stats.errors),
-        "generated_batches": stats.generated_batches,
-        "resumed_batches": stats.resumed_batches,
+        "prompt_too_long": stats.too_long,
+        "generated_problems": stats.generated_problems,
+        "resumed_problems": stats.resumed_problems,
+        "checkpoint_parts": stats.checkpoint_parts,
     }

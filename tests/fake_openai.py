@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import sys
 import threading
 import time
@@ -75,6 +76,25 @@ def count_tokens(text: str) -> int:
     return len(text.split())
 
 
+def worst_excess(
+    received: list[Received], amount: Callable[[Received], float], per_minute: float, burst: float
+) -> float:
+    """The most that any window between two arrivals carried beyond ``rate * window + burst``.
+
+    Windows are measured on the server's arrival times, so requests reserved just before a window
+    and delivered inside it count there: callers allow a little slack for that.
+    """
+    arrivals = sorted((r.start, amount(r)) for r in received)
+    rate = per_minute / 60.0
+    worst = float("-inf")
+    for i, (start, _) in enumerate(arrivals):
+        carried = 0.0
+        for end, value in arrivals[i:]:
+            carried += value
+            worst = max(worst, carried - (rate * (end - start) + burst))
+    return worst
+
+
 @dataclass
 class _State:
     default: Reply
@@ -85,6 +105,8 @@ class _State:
     attempts: dict[tuple[str, str, int | None], int] = field(default_factory=dict)
     in_flight: int = 0
     max_in_flight: int = 0
+    models: tuple[str, ...] = ()
+    api_key: str | None = None
 
 
 class _Server(ThreadingHTTPServer):
@@ -94,8 +116,18 @@ class _Server(ThreadingHTTPServer):
 class FakeOpenAI:
     """The server; use as a context manager or call ``start``/``stop``. ``url`` is the base URL with ``/v1``."""
 
-    def __init__(self, *, default: Reply = Reply(), fault: Fault | None = None, port: int = 0):  # noqa: B008
-        self._state = _State(default=default, fault=fault)
+    def __init__(
+        self,
+        *,
+        default: Reply = Reply(),  # noqa: B008
+        fault: Fault | None = None,
+        port: int = 0,
+        models: tuple[str, ...] = (),
+        api_key: str | None = None,
+    ):
+        """``models``: what ``GET /models`` lists (chat and completions take any model); ``api_key``: the
+        bearer key ``GET /models`` requires, answering 401 to any other."""
+        self._state = _State(default=default, fault=fault, models=models, api_key=api_key)
         self._server = _Server(("127.0.0.1", port), _handler(self._state))
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -208,6 +240,20 @@ def _handler(state: _State) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
             pass
 
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            if not self.path.endswith("/models"):
+                status, payload = 404, {"error": {"message": f"no route {self.path}"}}
+            elif state.api_key and self.headers.get("authorization") != f"Bearer {state.api_key}":
+                status, payload = 401, {"error": {"message": "invalid api key", "code": 401}}
+            else:
+                status, payload = 200, {"object": "list", "data": [{"id": m, "object": "model"} for m in state.models]}
+            body = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
         def do_POST(self) -> None:  # noqa: N802 - http.server's name
             start = time.monotonic()
             raw = self.rfile.read(int(self.headers.get("content-length") or 0))
@@ -261,8 +307,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Serve the fake OpenAI API until interrupted.")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--delay-ms", type=float, default=0.0, help="delay of every answer")
+    parser.add_argument(
+        "--lognormal-sigma",
+        type=float,
+        default=0.0,
+        help="make the delay lognormal with median --delay-ms and this sigma, drawn from the prompt and seed "
+        "(the same request always takes as long)",
+    )
     args = parser.parse_args()
     server = FakeOpenAI(default=Reply(delay_s=args.delay_ms / 1000), port=args.port)
+    if args.lognormal_sigma > 0:
+
+        def lognormal(body: dict[str, Any], attempt: int) -> Reply:
+            draw = random.Random(f"{prompt_of(body)}\x1f{body.get('seed')}").lognormvariate(0.0, args.lognormal_sigma)
+            return Reply(delay_s=args.delay_ms / 1000 * draw)
+
+        server.set_fault(lognormal)
     print(f"port: {server.port}", flush=True)
     try:
         server._server.serve_forever()

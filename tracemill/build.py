@@ -16,6 +16,7 @@ from tracemill.config import ClevrProceduralSource, SourceConfig, StoreConfig, _
 from tracemill.export import ExportConfig
 from tracemill.filters import FilterConfig
 from tracemill.judge_config import JudgeConfig, RelabelConfig
+from tracemill.scoring.config import ScoresConfig
 from tracemill.teachers.config import SamplingConfig
 
 
@@ -48,16 +49,23 @@ class BuildConfig(_Model):
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
         description="Name of the dataset, used in the dataset card and the export folder.",
     )
-    source: SourceConfig = Field(default_factory=ClevrProceduralSource, description="Where problems come from.")
+    source: SourceConfig = Field(ClevrProceduralSource(), description="Where problems come from.")
     store: StoreConfig = Field(default_factory=StoreConfig, description="Where every stage's datasets are written.")
     sampling: SamplingConfig = Field(..., description="The teacher, the prompt and how many traces per problem.")
     judge: JudgeConfig = Field(default_factory=JudgeConfig, description="How sampled answers are judged.")
     relabel: RelabelConfig = Field(
         default_factory=RelabelConfig, description="Majority relabel where no sample matches the gold answer."
     )
+    scores: ScoresConfig = Field(
+        default_factory=ScoresConfig, description="Verifiers that score every re-judged sample; none by default."
+    )
     filters: FilterConfig = Field(default_factory=FilterConfig, description="Which judged samples are kept.")
     export: ExportConfig = Field(default_factory=ExportConfig, description="What is written from the kept samples.")
     orchestration: OrchestrationConfig = Field(default_factory=OrchestrationConfig, description="Where the stages run.")
+
+    def filter_config(self) -> FilterConfig:
+        """The filters as the build runs them: with the sampling's custom prompts, whose versions they check."""
+        return self.filters.model_copy(update={"custom_prompts": self.sampling.custom_prompts})
 
 
 def load_build_config(path: str | Path, overrides: Sequence[str] = ()) -> BuildConfig:

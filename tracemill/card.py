@@ -2,21 +2,26 @@
 
 Everything on the card passes through :func:`redact` first: a card is public, so any field that
 looks like a credential is replaced, whatever config it came from.
+
+The same card is shown in Prefect's UI as an artifact, rendered for it: without the YAML header
+(its markdown has no front matter and draws the header as headings) and with the histogram inlined
+as a data URI (the UI cannot read the export folder, so a relative image link is broken there).
 """
 
 from __future__ import annotations
 
+import base64
 import io
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import yaml
 from PIL import Image, ImageDraw
 from pydantic import BaseModel, SecretStr
 
-from tracemill.funnel import ALL, PASS_BINS, Funnel, stage_table, summary_table
+from tracemill.funnel import ALL, PASS_BINS, Funnel, source_rows_table, stage_table, summary_table
 
 REDACTED = "<redacted>"
 _SECRET_KEY = re.compile(r"(token|secret|password|passwd|api_?key|access_?key|credential|private_?key)", re.I)
@@ -68,6 +73,18 @@ def length_histogram(tokens: Sequence[int] | np.ndarray, bins: int = 20, width: 
     return out.getvalue()
 
 
+def data_uri(png: bytes) -> str:
+    """A PNG as a ``data:`` URI, for an image that must travel inside the markdown itself."""
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+class Card(NamedTuple):
+    """One card, two renderings."""
+
+    text: str  # README.md for the Hub: YAML header, histogram linked as the file beside it
+    page: str  # the Prefect artifact: no YAML header, histogram inlined
+
+
 def markdown_table(rows: Sequence[Mapping[str, Any]]) -> str:
     if not rows:
         return "(none)\n"
@@ -93,8 +110,13 @@ def render(
     build_info: Mapping[str, Any] | None,
     lengths: Mapping[str, float],
     histogram: str | None,
+    front_matter: bool = True,
 ) -> str:
-    """The card's markdown: YAML header, description, build config, funnel, statistics, fingerprints."""
+    """The card's markdown: YAML header, description, build config, funnel, statistics, fingerprints.
+
+    ``histogram`` is the image's link (a file name or a data URI); ``front_matter=False`` leaves the
+    YAML header out.
+    """
     header = {
         "license": license,
         "task_categories": list(task_categories),
@@ -113,8 +135,9 @@ def render(
     }
     total = funnel.get(ALL)
     info = redact(dict(build_info or {}))
+    source_rows = source_rows_table(info.pop("source_rows", None))
+    verifiers = info.pop("verifiers", None)  # the scores stage's table (tracemill.scoring.worth)
     parts = [
-        "---\n" + yaml.safe_dump(header, sort_keys=False) + "---\n",
         f"# {title}\n",
         "Reasoning traces sampled from a teacher model, with the teacher's answers extracted and judged against "
         "the gold answer (relabelled by majority where the teacher never agreed with it), then filtered. Built "
@@ -143,6 +166,21 @@ def render(
         markdown_table(summary_table(funnel)),
         "\nSamples through the filters (a sample is dropped by the first filter that objects):\n\n",
         markdown_table([r for r in stage_table(funnel) if r["source"] == ALL]),
+    ]
+    if source_rows:
+        parts += [
+            "\nRows of the source data left out (skipped) or fixed by a stated rule (repaired) before sampling:\n\n",
+            markdown_table(source_rows),
+        ]
+    if verifiers:
+        parts += [
+            "## What the verifiers are worth\n",
+            "On problems with a gold answer and samples with a verdict: AUROC of each verifier's score against "
+            "`correct`, accuracy of the sample it scores best (best-of-n) beside majority vote and the first "
+            "sample, and how often its pick is correct where some sample is.\n\n",
+            markdown_table(verifiers),
+        ]
+    parts += [
         "## Pass rate and relabelling\n",
         "Problems by the share of their samples judged correct (after relabelling):\n\n",
         markdown_table([{"source": s, **{b: c.pass_rates.get(b, 0) for b in PASS_BINS}} for s, c in funnel.items()]),
@@ -150,7 +188,18 @@ def render(
     if total is not None and total.problems:
         parts.append(
             f"\n{total.relabeled} of {total.problems} problems ({100 * total.relabeled / total.problems:.1f}%) "
-            "had their gold answer replaced by the teacher's majority answer because no sample matched it.\n"
+            "had their gold answer replaced by the teacher's majority answer because no sample matched it. "
+            "A verified gold (exact by construction, such as CLEVR answers from the program executor) is never "
+            "replaced. Per source:\n\n"
+        )
+        parts.append(
+            markdown_table(
+                [
+                    {"source": s, "problems": c.problems, "verified_golds": c.verified, "relabeled": c.relabeled}
+                    for s, c in funnel.items()
+                    if s != ALL
+                ]
+            )
         )
     parts += ["## Response lengths\n", markdown_table([{k: round(v, 1) for k, v in lengths.items()}])]
     if histogram:
@@ -163,4 +212,6 @@ def render(
         "## Fingerprints\n",
         markdown_table([{"dataset": k, "fingerprint": f"`{v}`"} for k, v in fingerprints.items()]),
     ]
+    if front_matter:
+        parts.insert(0, "---\n" + yaml.safe_dump(header, sort_keys=False) + "---\n")
     return "\n".join(parts)

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from tracemill.form import KindPicker
 from tracemill.overrides import apply_overrides
 
 
@@ -35,6 +36,10 @@ class StoreConfig(_Model):
     )
 
 
+_MAX_PROBLEMS = "Keep a seeded random sample of this many problems (a trial build); all when empty."
+_SAMPLE_SEED = "Seed of the max_problems sample: the same seed, the same problems."
+
+
 class ClevrFilesSource(_Model):
     """Counting problems from real CLEVR scene and question files."""
 
@@ -42,9 +47,19 @@ class ClevrFilesSource(_Model):
     scenes_path: str = Field(
         ..., min_length=1, description="CLEVR scenes JSON ({'info', 'scenes'}): a local path or a store URL."
     )
-    questions_path: str = Field(
-        ..., min_length=1, description="CLEVR questions JSON ({'info', 'questions'}): a local path or a store URL."
+    questions_path: str | list[str] = Field(
+        ...,
+        min_length=1,
+        description="CLEVR questions JSON ({'info', 'questions'}), or a list of them (CLOSURE ships one per "
+        "family): local paths or store URLs.",
     )
+    count_all: bool = Field(True, description="Add the question 'How many items are there…' for every scene.")
+    on_bad_row: Literal["skip", "fail"] = Field(
+        "skip",
+        description="A question whose image is not in the scenes file: skip and count it, or fail the build.",
+    )
+    max_problems: int | None = Field(None, ge=1, le=100_000_000, description=_MAX_PROBLEMS)
+    sample_seed: int = Field(0, ge=0, le=2**63 - 1, description=_SAMPLE_SEED)
     problems_per_shard: int = Field(5_000, ge=1, le=1_000_000, description="Problems per Parquet shard.")
     shuffle_seed: int | None = Field(
         None, ge=0, description="Shuffle the object lines of each scene description with this seed; off when empty."
@@ -95,11 +110,17 @@ class DatasetSource(_Model):
     split: str = Field("test", min_length=1, description=_SPLIT)
     streaming: bool = Field(False, description=_STREAMING)
     max_rows: int | None = Field(None, ge=1, le=100_000_000, description=_MAX_ROWS)
-    sample_size: int | None = Field(
-        None, ge=1, le=100_000_000, description="Keep a seeded random subsample of this many problems; all when empty."
+    max_problems: int | None = Field(None, ge=1, le=100_000_000, description=_MAX_PROBLEMS)
+    sample_seed: int = Field(0, ge=0, le=2**63 - 1, description=_SAMPLE_SEED)
+    dedup: bool = Field(
+        True, description="Drop a problem whose question (and options) repeats an earlier one; counted as skipped."
     )
-    sample_seed: int = Field(0, ge=0, le=2**63 - 1, description="Seed of the subsample: the same seed, the same rows.")
-    dedup: bool = Field(True, description="Drop a problem whose question (and options) repeats an earlier one.")
+    on_bad_row: Literal["repair", "skip", "fail"] = Field(
+        "repair",
+        description="A row that does not fit (a null field, an answer outside its options): 'repair' by the "
+        "source's stated rule where it has one and skip otherwise, 'skip', or 'fail' the build. Every row "
+        "repaired or skipped is counted in the manifest, the funnel and the card.",
+    )
     problems_per_shard: int = Field(5_000, ge=1, le=1_000_000, description="Problems per Parquet shard.")
 
 
@@ -118,7 +139,25 @@ class Gsm8kSource(DatasetSource):
     config: str | None = Field("main", min_length=1, description=_CONFIG)
 
 
-class MmluSource(DatasetSource):
+class ChoiceOptions(_Model):
+    """Options of multiple-choice sources: how the options are found and ordered."""
+
+    shuffle_options: bool = Field(
+        False,
+        description="Shuffle each problem's options with a permutation seeded by shuffle_seed and the problem, "
+        "recorded in the problem's extra as option_order (original index of each shown option).",
+    )
+    shuffle_seed: int = Field(
+        0, ge=0, le=2**63 - 1, description="Seed of the option shuffle: the same seed, the same letter for each answer."
+    )
+    options_in_question: bool = Field(
+        False,
+        description="Read the options from the question text ('(A) … (B) …' or 'A. …' lines) when the rows "
+        "have no options column.",
+    )
+
+
+class MmluSource(ChoiceOptions, DatasetSource):
     """MMLU: four-option multiple choice over 57 subjects."""
 
     kind: Literal["mmlu"] = "mmlu"
@@ -126,22 +165,22 @@ class MmluSource(DatasetSource):
     config: str | None = Field("all", min_length=1, description=_CONFIG)
 
 
-class MmluProSource(DatasetSource):
+class MmluProSource(ChoiceOptions, DatasetSource):
     """MMLU-Pro: multiple choice with up to ten options."""
 
     kind: Literal["mmlu_pro"] = "mmlu_pro"
     path: str = Field("TIGER-Lab/MMLU-Pro", min_length=1, description=_PATH)
 
 
-class GpqaSource(DatasetSource):
-    """GPQA: graduate-level science questions; the four options are shuffled per problem with a seed."""
+class GpqaSource(ChoiceOptions, DatasetSource):
+    """GPQA: graduate-level science questions; the correct answer comes first, so the options are shuffled."""
 
     kind: Literal["gpqa"] = "gpqa"
     path: str = Field("Idavidrein/gpqa", min_length=1, description=_PATH)
     config: str | None = Field("gpqa_diamond", min_length=1, description=_CONFIG)
     split: str = Field("train", min_length=1, description=_SPLIT)
-    shuffle_seed: int = Field(
-        0, ge=0, le=2**63 - 1, description="Seed of the option shuffle: the same seed, the same letter for each answer."
+    shuffle_options: bool = Field(
+        True, description="Shuffle each problem's options (GPQA's files list the correct answer first)."
     )
 
 
@@ -180,7 +219,7 @@ class FileFields(_Model):
     extra: list[str] = Field([], description="Further columns kept in the row's `extra` JSON, for filtering.")
 
 
-class FileSource(DatasetSource):
+class FileSource(ChoiceOptions, DatasetSource):
     """Problems from the user's own files (jsonl, json, parquet, csv; local or any fsspec URL) or Hub dataset."""
 
     kind: Literal["files"] = "files"
@@ -204,7 +243,9 @@ class FileSource(DatasetSource):
 
     @model_validator(mode="after")
     def _choices_need_choice(self) -> FileSource:
-        if (self.answer_type == "choice") != bool(self.fields.choices):
+        if self.answer_type == "choice" and not (self.fields.choices or self.options_in_question):
+            raise ValueError("answer_type 'choice' and fields.choices go together: set both, or options_in_question")
+        if self.answer_type != "choice" and (self.fields.choices or self.options_in_question):
             raise ValueError("answer_type 'choice' and fields.choices go together: set both or neither")
         return self
 
@@ -212,7 +253,7 @@ class FileSource(DatasetSource):
 BenchmarkSource = Math500Source | Gsm8kSource | MmluSource | MmluProSource | GpqaSource | OpenMathReasoningSource
 
 SourceConfig = Annotated[
-    ClevrFilesSource | ClevrProceduralSource | BenchmarkSource | FileSource, Field(discriminator="kind")
+    ClevrFilesSource | ClevrProceduralSource | BenchmarkSource | FileSource, Field(discriminator="kind"), KindPicker()
 ]
 
 

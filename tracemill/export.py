@@ -7,10 +7,15 @@
   ``predicted``, ``is_correct``;
 * ``messages/*.jsonl`` chat ``messages``;
 * ``r1v/*.parquet`` ``image``, ``problem``, ``thinking``, ``solution`` (R1-V's vision SFT layout);
-* ``weaver/*.parquet`` one row per problem with every labelled sample (Weaver's layout);
+* ``weaver/*.parquet`` one row per problem with every labelled sample (Weaver's layout), and with the
+  scores stage each verifier's columns (``{name}_scores``, ``{name}_verdicts``, ``{name}_min_scores``,
+  ``_max_scores``, ``_avg_scores``, ``_step_scores``);
 
 then ``README.md`` (the dataset card), ``length_histogram.png`` and ``hf_dataset/`` (a
 ``datasets.DatasetDict`` saved to disk). The folder minus ``hf_dataset/`` is what goes to the Hub.
+
+Every file's size and SHA-256 are taken as it is written and kept with its done marker under
+``_done/``; ``_manifest.json`` gathers them, for ``tracemill verify``.
 
 SFT responses are R1 style, ``<think>\\n{reasoning}\\n</think>\\n\\n{response}``: the format DeepSeek-R1
 emits and its distilled models are trained on, so a chat template that re-adds ``<think>`` is not
@@ -20,12 +25,14 @@ the response starts right after it, without a second ``<think>``.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import posixpath
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -38,12 +45,14 @@ from tracemill import card
 from tracemill.config import _Model
 from tracemill.filters import LABEL_REASONS
 from tracemill.funnel import Funnel
-from tracemill.store import Dataset, Store, fingerprint
+from tracemill.store import MANIFEST, Dataset, ShardNotFoundError, Store, Written, fingerprint
 
 STAGE = "exports"
 # Bump when a change here writes other files or rows for the same kept dataset and config.
 CODE_VERSION = "export-1"
 DONE = "_done"
+# Records of the whole-folder files (merged jsonl, card, histogram, funnel): their size and checksum.
+RECORDS = f"{DONE}/files"
 HF_DATASET = "hf_dataset"
 CARD = "README.md"
 HISTOGRAM = "length_histogram.png"
@@ -100,10 +109,12 @@ class ExportConfig(_Model):
         return self.model_dump(mode="json", include={"sft", "messages", "r1v", "weaver", "include_rejected"})
 
 
-def export_dir(store: Store, kept_fingerprint: str, config: ExportConfig) -> Dataset:
-    """The export folder as a dataset location (its path is ``{out}/exports/{fingerprint}``)."""
+def export_dir(store: Store, kept_fingerprint: str, config: ExportConfig, scores: str | None = None) -> Dataset:
+    """The export folder as a dataset location (its path is ``{out}/exports/{fingerprint}``); the scores
+    dataset, when the build has one, is an input too (the Weaver layout holds its columns)."""
     out = Store(config.output_url) if config.output_url else store
-    fp = fingerprint(STAGE, config.files_identity(), CODE_VERSION, [kept_fingerprint])
+    inputs = [kept_fingerprint] if scores is None else [kept_fingerprint, scores]
+    fp = fingerprint(STAGE, config.files_identity(), CODE_VERSION, inputs)
     return out.dataset(STAGE, fp, "kept")
 
 
@@ -195,6 +206,37 @@ def weaver_rows(table: pa.Table) -> list[dict[str, Any]]:
     return list(rows.values())
 
 
+# Weaver's verifier columns per verifier kind: (column suffix, SCORE field, Arrow type of one sample's value).
+WEAVER_VERIFIER_COLUMNS: dict[str, list[tuple[str, str, pa.DataType]]] = {
+    "reward_model": [("scores", "score", pa.float64())],
+    "process_reward_model": [
+        ("min_scores", "min_score", pa.float64()),
+        ("max_scores", "max_score", pa.float64()),
+        ("avg_scores", "avg_score", pa.float64()),
+        ("step_scores", "step_scores", pa.list_(pa.float64())),
+    ],
+    "lm_judge": [("verdicts", "verdicts", pa.list_(pa.float64()))],
+}
+
+
+def weaver_scores(weaver: pa.Table, samples: pa.Table, scores: pa.Table) -> pa.Table:
+    """Weaver rows plus each verifier's columns (``{name}_scores``, ``{name}_verdicts``, ``{name}_min_scores``…):
+    per problem, one value per sample of ``samples`` (the rows the Weaver table was made from), in its order."""
+    by_sample = {(r["verifier"], r["problem_id"], r["sample_idx"]): r for r in scores.to_pylist()}
+    verifiers = dict.fromkeys((r["verifier"], r["kind"]) for r in by_sample.values())
+    keys: dict[str, list[int]] = {}
+    for row in _pylist(samples, ["problem_id", "sample_idx"]):
+        keys.setdefault(row["problem_id"], []).append(row["sample_idx"])
+    problems = weaver["problem_id"].to_pylist()
+    for name, kind in verifiers:
+        for suffix, field, type_ in WEAVER_VERIFIER_COLUMNS[kind]:
+            values = [[by_sample.get((name, pid, idx), {}).get(field) for idx in keys[pid]] for pid in problems]
+            weaver = weaver.append_column(
+                pa.field(f"{name}_{suffix}", pa.list_(type_)), pa.array(values, pa.list_(type_))
+            )
+    return weaver
+
+
 def _pylist(table: pa.Table, columns: Sequence[str]) -> list[dict[str, Any]]:
     return table.select(list(columns)).to_pylist()
 
@@ -222,36 +264,61 @@ def _table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=schema)
 
 
-def export_shard(kept: pa.Table, rejected: pa.Table, out: Dataset, shard: int, config: ExportConfig) -> dict[str, Any]:
-    """Write one shard's files of every configured layout (empty ones are skipped), then its done marker."""
+def export_shard(
+    kept: pa.Table,
+    rejected: pa.Table,
+    out: Dataset,
+    shard: int,
+    config: ExportConfig,
+    scores: pa.Table | None = None,
+) -> dict[str, Any]:
+    """Write one shard's files of every configured layout (empty ones are skipped), then its done marker.
+
+    With the shard's ``scores`` (the scores stage), the Weaver layout gets every verifier's columns.
+    """
     written: dict[str, dict[str, Any]] = {}
     for name, (prefix, suffix, rows_of, wanted) in LAYOUTS.items():
         if not wanted(config):
             continue
         data = rows_of(kept, rejected)
+        if name == "weaver" and scores is not None:
+            data = weaver_scores(data, labelled(kept, rejected), scores)
         count = data.num_rows if isinstance(data, pa.Table) else len(data)
         if count == 0:
             continue
         path = posixpath.join(out.path, f"{prefix}-{shard:05d}.{suffix}")
         if suffix == "parquet":
-            out.store.write_file(path, lambda f, data=data: pq.write_table(data, f, compression="zstd"))
+            info = out.store.write_file(path, lambda f, data=data: pq.write_table(data, f, compression="zstd"))
         else:
-            out.store.write_bytes(path, _jsonl(data))
-        written[name] = {"file": posixpath.relpath(path, out.path), "rows": count}
+            info = out.store.write_bytes(path, _jsonl(data))
+        written[name] = {"file": posixpath.relpath(path, out.path), "rows": count, **_checksum(info)}
     marker = {"shard": shard, "files": written}
-    out.store.write_bytes(_marker(out, shard), json.dumps(marker, indent=1).encode())
+    out.store.write_bytes(done_marker(out, shard), json.dumps(marker, indent=1).encode())
     return marker
 
 
 def shard_done(out: Dataset, shard: int) -> dict[str, Any] | None:
     """The done marker of a shard whose files are all written, else None."""
-    if not out.store.exists(_marker(out, shard)):
+    if not out.store.exists(done_marker(out, shard)):
         return None
-    return json.loads(out.store.read_bytes(_marker(out, shard)))
+    return json.loads(out.store.read_bytes(done_marker(out, shard)))
 
 
-def _marker(out: Dataset, shard: int) -> str:
+def done_marker(out: Dataset, shard: int) -> str:
+    """The file that says shard ``shard``'s export files are all written (and lists them)."""
     return posixpath.join(out.path, DONE, f"{shard:05d}.json")
+
+
+def _checksum(info: Written) -> dict[str, Any]:
+    return {"bytes": info.bytes, "sha256": info.sha256}
+
+
+def publish(out: Dataset, relative: str, write: Callable[[Any], object]) -> str:
+    """Write one whole-folder file atomically and record its size and checksum (taken while writing)."""
+    path = posixpath.join(out.path, relative)
+    record = {"file": relative, **_checksum(out.store.write_file(path, write))}
+    out.store.write_bytes(posixpath.join(out.path, RECORDS, f"{relative}.json"), json.dumps(record).encode())
+    return out.store.uri(path)
 
 
 def _jsonl(rows: Iterable[Mapping[str, Any]]) -> bytes:
@@ -289,7 +356,7 @@ def merge_jsonl(out: Dataset, name: str, markers: Sequence[Mapping[str, Any]], f
             for part in parts:
                 f.write(out.store.read_bytes(posixpath.join(out.path, part)))
 
-        out.store.write_file(path, write)
+        publish(out, merged_name(name), write)
     return out.store.uri(path)
 
 
@@ -297,7 +364,8 @@ def save_dataset_dict(out: Dataset, hub_configs: Mapping[str, str], force: bool 
     """Load the kept (``train``) and rejected Parquet files with ``datasets``; save them as one DatasetDict.
 
     ``save_to_disk`` writes its index first, so a marker written after it says the copy is whole and a
-    rerun of the same export skips it.
+    rerun of the same export skips it. The marker lists the files with their sizes and checksums:
+    ``datasets`` writes them, so they are read back once here.
     """
     import datasets
 
@@ -316,8 +384,16 @@ def save_dataset_dict(out: Dataset, hub_configs: Mapping[str, str], force: bool 
                     "parquet", data_files=files, split="train", cache_dir=cache, storage_options=dict(options) or None
                 )
         datasets.DatasetDict(splits).save_to_disk(out.store.uri(target), storage_options=dict(options) or None)
-    out.store.write_bytes(marker, b"")
+    files = []
+    for path in sorted(out.store.sizes(posixpath.join(target, "**"))):
+        data = out.store.read_bytes(path)
+        files.append({"file": posixpath.relpath(path, out.path), "bytes": len(data), "sha256": _sha256(data)})
+    out.store.write_bytes(marker, json.dumps({"files": files}, indent=1).encode())
     return out.store.uri(target)
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 @contextmanager
@@ -342,7 +418,7 @@ def push_to_hub(folder: str, *, repo_id: str, token: str | None, private: bool, 
         repo_type="dataset",
         folder_path=folder,
         commit_message=message,
-        ignore_patterns=[f"{HF_DATASET}/**", f"{DONE}/**", *JSONL_PARTS],
+        ignore_patterns=[f"{HF_DATASET}/**", f"{DONE}/**", MANIFEST, *JSONL_PARTS],
     )
     return f"https://huggingface.co/datasets/{repo_id}"
 
@@ -357,13 +433,15 @@ def write_card(
     build_info: Mapping[str, Any] | None,
     fingerprints: Mapping[str, str],
     hub_configs: Mapping[str, str],
-) -> str:
-    """Write ``README.md`` and ``length_histogram.png`` into the export folder; returns the card."""
+) -> card.Card:
+    """Write ``README.md`` and ``length_histogram.png`` into the export folder; returns the card and its UI page.
+
+    The card is titled by the export's ``pretty_name``, else by the build's ``name``.
+    """
     table = kept.read(columns=["completion_tokens", "teacher", "prompt_version"])
     tokens = table["completion_tokens"].drop_null().to_numpy()
-    out.store.write_bytes(
-        posixpath.join(out.path, HISTOGRAM), card.length_histogram(tokens, export_config.histogram_bins)
-    )
+    histogram = card.length_histogram(tokens, export_config.histogram_bins)
+    publish(out, HISTOGRAM, lambda f: f.write(histogram))
     lengths = {"samples": float(tokens.size)}
     if tokens.size:
         lengths |= {
@@ -372,8 +450,9 @@ def write_card(
             "p95": float(np.percentile(tokens, 95)),
             "max": float(tokens.max()),
         }
-    text = card.render(
-        title=export_config.pretty_name or f"tracemill dataset {fingerprints.get('kept', '')}".strip(),
+    name = (build_info or {}).get("name") or f"tracemill dataset {fingerprints.get('kept', '')}".strip()
+    details: dict[str, Any] = dict(
+        title=export_config.pretty_name or name,
         license=export_config.license,
         task_categories=export_config.task_categories,
         hub_configs=hub_configs,
@@ -386,7 +465,41 @@ def write_card(
         export_config=export_config,
         build_info=build_info,
         lengths=lengths,
-        histogram=HISTOGRAM,
     )
-    out.store.write_bytes(posixpath.join(out.path, CARD), text.encode())
-    return text
+    text = card.render(**details, histogram=HISTOGRAM)
+    publish(out, CARD, lambda f: f.write(text.encode()))
+    return card.Card(text, card.render(**details, histogram=card.data_uri(histogram), front_matter=False))
+
+
+def write_manifest(out: Dataset) -> dict[str, Any]:
+    """Write ``_manifest.json``: every file of the export with its size and checksum, from the done markers.
+
+    Each entry names its ``done`` file: removing a damaged file and that one makes the next build
+    write the file again (a shard's files, the saved DatasetDict, or the file itself).
+    """
+    files: list[dict[str, Any]] = []
+    for path in sorted(out.store.sizes(posixpath.join(out.path, DONE, "*.json"))):
+        done = posixpath.relpath(path, out.path)
+        for info in json.loads(out.store.read_bytes(path))["files"].values():
+            files.append({**_known(info), "done": done})
+    for path in sorted(out.store.sizes(posixpath.join(out.path, RECORDS, "*.json"))):
+        files.append({**_known(json.loads(out.store.read_bytes(path))), "done": posixpath.relpath(path, out.path)})
+    hf_marker = posixpath.join(out.path, HF_DATASET, DONE)
+    try:
+        saved = json.loads(out.store.read_bytes(hf_marker) or b"{}").get("files", [])
+    except ShardNotFoundError:
+        saved = []  # no DatasetDict in this export
+    files += [{**_known(info), "done": posixpath.relpath(hf_marker, out.path)} for info in saved]
+    manifest = {
+        "stage": STAGE,
+        "fingerprint": out.fingerprint,
+        "files": files,
+        "created_at": datetime.now(UTC).isoformat(),
+    }
+    out.store.write_bytes(posixpath.join(out.path, MANIFEST), json.dumps(manifest, indent=1).encode())
+    return manifest
+
+
+def _known(info: Mapping[str, Any]) -> dict[str, Any]:
+    """A file's name, and its size and checksum where they were recorded (markers of older exports lack them)."""
+    return {k: info[k] for k in ("file", "bytes", "sha256") if k in info}

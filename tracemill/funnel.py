@@ -20,7 +20,7 @@ from tracemill.filters import REASONS
 PASS_BINS = ("0%", "1-25%", "26-50%", "51-75%", "76-99%", "100%", "no samples")
 ALL = "all"
 
-RELABEL_COLUMNS = ("problem_id", "source", "relabeled")
+RELABEL_COLUMNS = ("problem_id", "source", "relabeled", "answer_trust")
 VERDICT_COLUMNS = ("problem_id", "error", "extracted", "correct")
 KEPT_COLUMNS = ("source",)
 REJECTED_COLUMNS = ("source", "reason")
@@ -32,6 +32,7 @@ class Counts:
 
     problems: int = 0
     relabeled: int = 0
+    verified: int = 0  # problems whose gold is verified, so never relabelled
     samples: int = 0
     failed: int = 0
     parsed: int = 0  # an answer was extracted
@@ -41,7 +42,7 @@ class Counts:
     pass_rates: Counter[str] = field(default_factory=Counter)
 
     def add(self, other: Counts) -> Counts:
-        for name in ("problems", "relabeled", "samples", "failed", "parsed", "correct", "kept"):
+        for name in ("problems", "relabeled", "verified", "samples", "failed", "parsed", "correct", "kept"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.dropped.update(other.dropped)
         self.pass_rates.update(other.pass_rates)
@@ -85,10 +86,11 @@ def shard_counts(relabel: pa.Table, verdicts: pa.Table, kept: pa.Table, rejected
     """Per-source counts of one shard (only the *_COLUMNS of each table are read)."""
     funnel: Funnel = {}
     source_of = {}
-    for pid, source, relabeled in zip(*(relabel[c].to_pylist() for c in RELABEL_COLUMNS), strict=True):
+    for pid, source, relabeled, trust in zip(*(relabel[c].to_pylist() for c in RELABEL_COLUMNS), strict=True):
         counts = funnel.setdefault(source, Counts())
         counts.problems += 1
         counts.relabeled += bool(relabeled)
+        counts.verified += trust == "verified"
         source_of[pid] = source
     per_problem: dict[str, list[int]] = {pid: [0, 0] for pid in source_of}  # [correct, samples]
     for pid, error, extracted, correct in zip(*(verdicts[c].to_pylist() for c in VERDICT_COLUMNS), strict=True):
@@ -133,11 +135,12 @@ def stage_table(funnel: Funnel) -> list[dict[str, Any]]:
 
 
 def summary_table(funnel: Funnel) -> list[dict[str, Any]]:
-    """Per source: problems, relabelled, samples, failed, parsed, correct, kept."""
+    """Per source: problems, verified golds, relabelled golds, samples, failed, parsed, correct, kept."""
     return [
         {
             "source": source,
             "problems": c.problems,
+            "verified_golds": c.verified,
             "relabeled": c.relabeled,
             "samples": c.samples,
             "failed": c.failed,
@@ -146,6 +149,18 @@ def summary_table(funnel: Funnel) -> list[dict[str, Any]]:
             "kept": c.kept,
         }
         for source, c in funnel.items()
+    ]
+
+
+def source_rows_table(report: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """The rows the source skipped or repaired (the problems manifest's ``rows``), one line per reason."""
+    if not report:
+        return []
+    examples = report.get("examples", {})
+    return [
+        {"action": action, "reason": reason, "rows": count, "first": examples.get(f"{action}: {reason}", "")}
+        for action in ("skipped", "repaired")
+        for reason, count in sorted(report.get(action, {}).items())
     ]
 
 

@@ -3,7 +3,9 @@
 Workers are plain ``python -m tracemill.symbolic`` subprocesses rather than multiprocessing
 children: they start from nothing (no copy of the parent, no re-import of its ``__main__``, so no
 Prefect or vLLM), and a worker that overruns its item's limit is killed and replaced; the item's
-verdict is ``timeout``. The pool starts lazily, is shared by all threads, and is cleaned up at exit.
+verdict is ``timeout``. The pool starts lazily, is shared by all threads, and is cleaned up at exit;
+workers are started with :func:`tracemill.lifetime.spawn`, so they die with the process even when
+it is SIGKILLed.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from collections.abc import Sequence
 from multiprocessing.connection import wait
 from pathlib import Path
 
+from tracemill import lifetime
+
 GRACE_S = 1.0  # beyond the item's own limit, for the worker's alarm to fire and the reply to arrive
 START_TIMEOUT_S = 120.0  # a loaded 2-core machine can take a while to import sympy
 _ROOT = str(Path(__file__).resolve().parent.parent)
@@ -34,7 +38,7 @@ class _Worker:
         env = dict(
             os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([_ROOT, os.environ.get("PYTHONPATH", "")])
         )
-        self.proc = subprocess.Popen(
+        self.proc = lifetime.spawn(
             [sys.executable, "-m", "tracemill.symbolic"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

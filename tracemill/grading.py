@@ -21,21 +21,24 @@ from tracemill.answers import (
     brace_group,
     choice_letter,
     extract,
+    hedged,
     normalize,
     normalize_text,
+    normalize_unicode,
     number_word,
     parse_number_text,
+    spaced_digits,
 )
 from tracemill.gradepool import get_pool
 from tracemill.records import ANSWER_TYPES
 
-DECIDED_BY = ("exact", "numeric", "symbolic", "choice", "llm_judge", "unparsed", "timeout")
+DECIDED_BY = ("exact", "numeric", "symbolic", "choice", "llm_judge", "ambiguous", "unparsed", "timeout")
 MAX_SYMBOLIC_CHARS = 1000  # longer answers are never a textbook answer; parsing them can take minutes
 MAX_DIGITS = 1_000_000  # estimated size of a power tower worth evaluating
 MAX_FACTORIAL = 20_000
 MIN_ROUNDED_DIGITS = 6  # a decimal stands for a non-terminating gold with at least this many digits
 _YES_NO = {"yes": "yes", "true": "yes", "no": "no", "false": "no"}
-_EXPRESSION_HINT = re.compile(r"[\\^*+()]|\d\s*-|sqrt|pi")
+_EXPRESSION_HINT = re.compile(r"[\\^*+()!]|\d\s*-|sqrt|pi")
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,42 @@ def _terminates(value: Fraction) -> bool:
     return den == 1
 
 
+_RADICAL = re.compile(r"(\d*)\s*\\sqrt\s*(?:\{\s*(\d+)\s*\}|(\d+))")
+_BRACKETED = re.compile(r"([(\[])(.*)([)\]])")
+
+
+def _radical(answer: str) -> int | None:
+    """``3\\sqrt{2}`` -> 18, the square of a positive ``k\\sqrt{m}``; None for any other shape."""
+    match = _RADICAL.fullmatch(normalize(answer))
+    if match is None:
+        return None
+    k = int(match.group(1) or 1)
+    return k * k * int(match.group(2) or match.group(3))
+
+
+def _bracketed_numbers(answer: str) -> tuple[str, list[tuple[str, bool]], str] | None:
+    """``(1, 2]`` -> brackets and plain numbers: a tuple or an interval the rules can compare exactly."""
+    match = _BRACKETED.fullmatch(normalize(answer))
+    if match is None or any(c in match.group(2) for c in "()[]{}"):
+        return None
+    parts = [parse_number_text(part) for part in match.group(2).split(",")]
+    if len(parts) < 2 or any(part is None or part[1] for part in parts):
+        return None
+    return match.group(1), parts, match.group(3)  # type: ignore[return-value]
+
+
+def _fast_forms(pred: str, gold: str) -> Verdict | None:
+    """Two common math shapes decided without the symbolic engine: ``k\\sqrt{m}`` and tuples/intervals of numbers."""
+    radicals = _radical(pred), _radical(gold)
+    if None not in radicals:
+        return Verdict(pred, radicals[0] == radicals[1], "numeric")
+    p, g = _bracketed_numbers(pred), _bracketed_numbers(gold)
+    if p is not None and g is not None:
+        same = (p[0], p[2]) == (g[0], g[2]) and len(p[1]) == len(g[1])
+        return Verdict(pred, same and all(numbers_equal(a, b) for a, b in zip(p[1], g[1], strict=True)), "numeric")
+    return None
+
+
 # --- explosion guard ---------------------------------------------------------------------------
 
 
@@ -142,7 +181,14 @@ def explodes(answer: str) -> bool:
 
 
 def _fast(pred: str, gold: str, answer_type: str) -> Verdict | None:
-    """The verdict of the cheap tiers, or None where only the symbolic tier can decide."""
+    """The verdict of the cheap tiers, or None where only the symbolic tier can decide.
+
+    A hedged answer (``3 or 5``, ``maybe 4``) is ``ambiguous`` unless it is the gold as written;
+    math answers may offer alternatives, which the symbolic tier compares as a set.
+    """
+    if hedged(pred, alternatives=answer_type != "math"):
+        same = pred.strip() == gold.strip() or (not spaced_digits(pred) and normalize(pred) == normalize(gold))
+        return Verdict(pred, True, "exact") if same else Verdict(pred, None, "ambiguous")
     if answer_type == "choice":
         gold_letter = choice_letter(gold)
         if gold_letter is not None:
@@ -163,7 +209,7 @@ def _fast(pred: str, gold: str, answer_type: str) -> Verdict | None:
         return Verdict(pred, numbers_equal(pred_number, gold_number), "numeric")
     if answer_type in ("integer", "number") and gold_number and not _EXPRESSION_HINT.search(pred):
         return Verdict(pred, False, "numeric")  # words, several numbers: not the number asked for
-    return None
+    return _fast_forms(pred, gold)
 
 
 _cache: dict[tuple[str, str], str] = {}
@@ -204,9 +250,12 @@ def compare_many(
     for pred, gold, answer_type in items:
         if answer_type not in ANSWER_TYPES:
             raise ValueError(f"unknown answer_type {answer_type!r}; known: {list(ANSWER_TYPES)}")
+        original, pred, gold = pred, normalize_unicode(pred), normalize_unicode(gold)
         verdict = _fast(pred, gold, answer_type)
         if verdict is None and (explodes(pred) or explodes(gold)):
             verdict = Verdict(pred, None, "timeout")
+        if verdict is not None:
+            verdict = Verdict(original, verdict.correct, verdict.decided_by)
         if verdict is None:
             symbolic.append((len(verdicts), (pred.strip(), gold.strip())))
         verdicts.append(verdict)

@@ -18,7 +18,8 @@ from dataclasses import dataclass, replace
 
 from tracemill.teachers.base import Prompt, SampleRequest, SamplingParams, Teacher
 
-# Bump when the prompt's wording changes what the judge says; part of the verdicts fingerprint.
+# Names the prompt in the judge's identity; the grader version (a hash of this module's source, see
+# tracemill.judging.CODE_VERSION) already changes with any change to its wording.
 PROMPT_VERSION = "judge-math-1"
 
 # Guided-decoding regexes for vLLM: the verdict line alone, or one line of reasoning first.

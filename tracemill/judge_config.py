@@ -104,3 +104,13 @@ class RelabelConfig(_Model):
         le=1.0,
         description="Smallest share of the parsed answers the majority answer needs (0.5: at least half).",
     )
+    sources: list[str] | None = Field(
+        None,
+        max_length=1000,
+        description="Relabel only problems of these sources (by name); empty: every source. A verified gold "
+        "(CLEVR answers from the program executor, procedural scenes) is never relabelled either way.",
+    )
+
+    def may_relabel(self, source: str, trust: str | None) -> bool:
+        """Whether a problem of this source, with a gold of this trust level, may get a new gold."""
+        return self.enabled and trust != "verified" and (self.sources is None or source in self.sources)

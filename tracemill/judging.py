@@ -7,9 +7,12 @@ Arrow tables of the record schemas; the LLM judge, when the config asks for one,
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -26,8 +29,40 @@ VERDICTS = "verdicts"
 RELABEL_STAGE = "relabel"
 REJUDGED = "rejudged"
 STAGES = (VERDICTS, RELABEL_STAGE, REJUDGED)
-# Bump when a change here (or in the grader) changes the rows written for the same inputs and config.
-CODE_VERSION = "judging-1"
+# The modules whose code decides a verdict or a relabel: extraction and normal forms, the comparison
+# cascade, the symbolic worker, the judge prompt, the vote, and this module.
+GRADER_MODULES = (
+    "tracemill.answers",
+    "tracemill.grading",
+    "tracemill.symbolic",
+    "tracemill.judge",
+    "tracemill.relabel",
+    "tracemill.judging",
+)
+
+
+def grader_sources() -> dict[str, str]:
+    """The source text of each module in :data:`GRADER_MODULES`."""
+    sources = {}
+    for name in GRADER_MODULES:
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.origin is None:
+            raise RuntimeError(f"cannot find the source of {name}")
+        sources[name] = Path(spec.origin).read_text(encoding="utf-8")
+    return sources
+
+
+def grader_version(sources: Mapping[str, str] | None = None) -> str:
+    """A hash of the deciding code: any change to it re-judges cached samples (cheap); samples stay cached."""
+    sources = grader_sources() if sources is None else sources
+    digest = hashlib.sha256()
+    for name in sorted(sources):
+        digest.update(f"{name}\x1f{sources[name]}\x1e".encode())
+    return f"judging-{digest.hexdigest()[:16]}"
+
+
+# Part of the verdicts, relabel and re-judged fingerprints; derived, never bumped by hand.
+CODE_VERSION = grader_version()
 LLM_JUDGE = "llm_judge"
 
 
@@ -68,7 +103,7 @@ def relabel_shard(
     out = []
     for pid, problem in by_id.items():
         decision = Decision(problem["answer"], False, None)
-        if config.enabled:
+        if config.may_relabel(problem["source"], problem.get("answer_trust")):
             extracted, correct = answers.get(pid, ([], []))
             decision = decide(
                 problem["answer"],
@@ -217,14 +252,22 @@ def verdict_stats(problems: pa.Table, verdicts: pa.Table) -> dict[str, Any]:
 
 
 def relabel_stats(relabel: pa.Table) -> dict[str, Any]:
-    """Problems, those put to a vote (no sample correct), those relabelled, and each 'old → new' relabel."""
-    rows = relabel.select(["original_answer", "answer", "relabeled", "votes"]).to_pylist()
+    """Problems, those put to a vote (no sample correct), those relabelled, each 'old → new' relabel; per source
+    the problems, their verified golds (never relabelled) and the relabelled ones."""
+    rows = relabel.select(["source", "answer_trust", "original_answer", "answer", "relabeled", "votes"]).to_pylist()
     relabels = Counter(f"{r['original_answer']} → {r['answer']}" for r in rows if r["relabeled"])
+    by_source: dict[str, Counter[str]] = defaultdict(Counter)
+    for r in rows:
+        counts = by_source[r["source"]]
+        counts["problems"] += 1
+        counts["verified"] += r["answer_trust"] == "verified"
+        counts["relabeled"] += r["relabeled"]
     return {
         "problems": len(rows),
         "voted": sum(r["votes"] is not None for r in rows),
         "relabeled": sum(r["relabeled"] for r in rows),
         "relabels": dict(relabels),
+        "by_source": {source: dict(counts) for source, counts in by_source.items()},
     }
 
 
@@ -294,6 +337,13 @@ def relabel_summary(stats: Mapping[str, Any], top: int = 10) -> str:
         f"* put to a vote (no correct sample): {stats.get('voted', 0)}",
         f"* relabelled: {relabeled} ({_share(relabeled, problems):.1%})",
     ]
+    by_source = stats.get("by_source", {})
+    if by_source:
+        lines += ["", "| source | problems | verified golds (never relabelled) | relabelled |", "|---|---|---|---|"]
+        lines += [
+            f"| {_cell(s)} | {c.get('problems', 0)} | {c.get('verified', 0)} | {c.get('relabeled', 0)} |"
+            for s, c in sorted(by_source.items())
+        ]
     common = Counter(stats.get("relabels", {})).most_common(top)
     if common:
         lines += ["", "| gold → majority | problems |", "|---|---|"]

@@ -26,20 +26,21 @@ from tracemill.config import (
     MmluSource,
     OpenMathReasoningSource,
 )
-from tracemill.records import PROBLEM, to_table
+from tracemill.records import DEFAULT_TRUST, PROBLEM, to_table
 from tracemill.sources import choice, files, gsm8k, hub, math500, openmath
 from tracemill.sources.clevr import read_counting_problems
 from tracemill.sources.clevr_questions import procedural_problems
+from tracemill.sources.rows import RowReport, seeded_sample
 from tracemill.store import Store, fingerprint
 
 STAGE = "problems"
 # Bump when a change in the sources changes the rows they produce: it is part of every fingerprint.
-CODE_VERSION = "problems-2"
+CODE_VERSION = "problems-3"
 
 Source = ClevrFilesSource | ClevrProceduralSource | DatasetSource
 
-# How each dataset source reads its rows: (source, storage options) -> problem rows.
-READERS: dict[type[DatasetSource], Callable[[Any, dict[str, Any]], list[dict[str, Any]]]] = {
+# How each dataset source reads its rows: (source, storage options, report) -> problem rows.
+READERS: dict[type[DatasetSource], Callable[[Any, dict[str, Any], RowReport], list[dict[str, Any]]]] = {
     Math500Source: math500.read_math500,
     Gsm8kSource: gsm8k.read_gsm8k,
     MmluSource: choice.read_mmlu,
@@ -56,7 +57,7 @@ def input_fingerprints(source: Source, store: Store) -> list[str]:
         return []
     if isinstance(source, DatasetSource):
         return hub.input_identity(source, _options_for(source.path, store))
-    return [_checksum(path, store) for path in (source.scenes_path, source.questions_path)]
+    return [_checksum(path, store) for path in (source.scenes_path, *_questions_paths(source))]
 
 
 def stage_fingerprint(source: Source, store: Store) -> str:
@@ -66,7 +67,14 @@ def stage_fingerprint(source: Source, store: Store) -> str:
 def num_shards(source: Source, store: Store) -> int:
     if isinstance(source, ClevrProceduralSource):
         return -(-source.num_scenes // source.scenes_per_shard)
-    return max(1, -(-len(_read_problems(source, store)) // source.problems_per_shard))
+    return max(1, -(-len(_read_problems(source, store)[0]) // source.problems_per_shard))
+
+
+def row_report(source: Source, store: Store) -> dict[str, Any]:
+    """Rows the source skipped or repaired, per reason (see ``sources.rows``): the manifest's ``rows`` entry."""
+    if isinstance(source, ClevrProceduralSource):
+        return RowReport().to_dict()
+    return _read_problems(source, store)[1].to_dict()
 
 
 def build_shard(source: Source, shard: int, store: Store) -> pa.Table:
@@ -86,9 +94,10 @@ def build_shard(source: Source, shard: int, store: Store) -> pa.Table:
         what = f"procedural CLEVR scenes {start}..{stop - 1}"
     else:
         start = shard * source.problems_per_shard
-        rows = _read_problems(source, store)[start : start + source.problems_per_shard]
-        where = source.questions_path if isinstance(source, ClevrFilesSource) else source.path
+        rows = _read_problems(source, store)[0][start : start + source.problems_per_shard]
+        where = ", ".join(_questions_paths(source)) if isinstance(source, ClevrFilesSource) else source.path
         what = f"{where} problems {start}..{start + len(rows) - 1}"
+    rows = [{**row, "answer_trust": row.get("answer_trust") or DEFAULT_TRUST} for row in rows]
     return to_table(rows, PROBLEM, what=what)
 
 
@@ -106,25 +115,34 @@ def _checksum(path: str, store: Store) -> str:
         raise FileNotFoundError(f"{path}: input file does not exist") from None
 
 
-_parsed: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+def _questions_paths(source: ClevrFilesSource) -> list[str]:
+    return [source.questions_path] if isinstance(source.questions_path, str) else source.questions_path
+
+
+_parsed: dict[tuple[Any, ...], tuple[list[dict[str, Any]], RowReport]] = {}
 _parsed_lock = threading.Lock()
 
 
-def _read_problems(source: ClevrFilesSource | DatasetSource, store: Store) -> list[dict[str, Any]]:
+def _read_problems(source: ClevrFilesSource | DatasetSource, store: Store) -> tuple[list[dict[str, Any]], RowReport]:
     # The inputs are read once per process however many shards read them; the checksums in the
-    # key make an edited file a miss. Only the latest source is kept in memory.
+    # key make an edited file a miss. Only the latest source is kept in memory. ``max_problems``
+    # is a seeded sample of the problems, so a trial build is a fair sample of the whole.
     key = (source.model_dump_json(), *input_fingerprints(source, store))
     with _parsed_lock:
         if key not in _parsed:
+            report = RowReport()
             if isinstance(source, ClevrFilesSource):
                 rows = read_counting_problems(
                     source.scenes_path,
                     source.questions_path,
                     storage_options=_options_for(source.scenes_path, store),
                     shuffle_seed=source.shuffle_seed,
+                    count_all=source.count_all,
+                    on_bad_row=source.on_bad_row,
+                    report=report,
                 )
             else:
-                rows = READERS[type(source)](source, _options_for(source.path, store))
+                rows = READERS[type(source)](source, _options_for(source.path, store), report)
             _parsed.clear()
-            _parsed[key] = rows
+            _parsed[key] = (seeded_sample(rows, source.max_problems, source.sample_seed), report)
         return _parsed[key]

@@ -13,6 +13,11 @@ from typing import Any
 import pyarrow as pa
 
 ANSWER_TYPES = ("integer", "number", "math", "choice", "text")
+# How far a source's gold answer can be trusted: ``verified`` golds are exact by construction (CLEVR
+# answers from the program executor, procedural scenes) and are never relabelled; ``reference`` golds
+# come from a dataset and may be wrong; ``none`` means the source has no real gold at all.
+TRUST_LEVELS = ("verified", "reference", "none")
+DEFAULT_TRUST = "reference"
 
 
 def _field(name: str, type_: pa.DataType, required: bool = False) -> pa.Field:
@@ -37,6 +42,7 @@ PROBLEM = pa.schema(
         _field("subject", pa.string()),
         _field("level", pa.string()),
         _field("extra", pa.string()),  # JSON object with any other source fields
+        _field("answer_trust", pa.string()),  # one of TRUST_LEVELS; null reads as DEFAULT_TRUST
     ]
 )
 
@@ -98,6 +104,27 @@ KEPT = pa.schema(
 
 REJECTED = pa.schema(list(KEPT) + [_field("reason", pa.string(), required=True)])
 
+# One verifier's score of one sample (long format; Weaver's wide columns are an export). ``score`` is the
+# reward model's score, a process reward model's lowest step score (its weakest step) or an LM judge's mean
+# parsed verdict; null when there was nothing to score or no verdict parsed. Step scores, min/max/avg are a
+# process reward model's, verdicts an LM judge's (1.0 yes, 0.0 no, null unparsed).
+SCORE = pa.schema(
+    [
+        _field("problem_id", pa.string(), required=True),
+        _field("sample_idx", pa.int32(), required=True),
+        _field("verifier", pa.string(), required=True),
+        _field("kind", pa.string(), required=True),  # reward_model | process_reward_model | lm_judge
+        _field("score", pa.float64()),
+        _field("step_scores", pa.list_(pa.float64())),
+        _field("min_score", pa.float64()),
+        _field("max_score", pa.float64()),
+        _field("avg_score", pa.float64()),
+        _field("verdicts", pa.list_(pa.float64())),
+        _field("tokens", pa.int32()),  # tokens the model read (reward models) or generated (LM judges)
+        _field("truncated", pa.bool_()),  # the text lost its start to the verifier's max_length
+    ]
+)
+
 SCHEMAS: dict[str, pa.Schema] = {
     "problem": PROBLEM,
     "sample": SAMPLE,
@@ -105,6 +132,7 @@ SCHEMAS: dict[str, pa.Schema] = {
     "relabel": RELABEL,
     "kept": KEPT,
     "rejected": REJECTED,
+    "score": SCORE,
 }
 
 

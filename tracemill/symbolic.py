@@ -82,11 +82,13 @@ def _kind(expr: Any) -> str:
 
 
 def _unassign(expr: Any) -> Any:
-    """``x = 5`` -> ``5``: math-verify compares an assignment by its value too."""
+    """``x = 5`` -> ``5``: math-verify compares an assignment by its value too. A matrix sum is evaluated."""
     import sympy
 
     if isinstance(expr, sympy.Eq) and isinstance(expr.lhs, sympy.Symbol):
         return expr.rhs
+    if isinstance(expr, sympy.MatrixExpr) and not isinstance(expr, sympy.MatrixBase):
+        return sympy.Matrix(expr.doit())
     return expr
 
 
@@ -94,6 +96,9 @@ def plausible(gold: Any, pred: Any) -> bool:
     """False when a match math-verify found cannot hold: other values, or a set against a tuple."""
     import sympy
 
+    if isinstance(gold, sympy.Eq) and isinstance(pred, sympy.Eq):  # "a = b" and "b = a": the same equation
+        g, p = gold.lhs - gold.rhs, pred.lhs - pred.rhs
+        return _values_agree(g, p) or _values_agree(g, -p) or _proportional(g, p)
     gold, pred = _unassign(gold), _unassign(pred)
     kinds = {_kind(gold), _kind(pred)}
     if "set" in kinds and kinds & {"tuple", "interval"}:
@@ -109,13 +114,50 @@ def plausible(gold: Any, pred: Any) -> bool:
             _values_agree(g, p) for g, p in ((gold.start, pred.start), (gold.end, pred.end))
         )
     if _kind(gold) == _kind(pred) == "set" and len(gold) == len(pred):
-        try:
-            ordered_gold = sorted(gold, key=lambda v: complex(sympy.N(v, 30)).real)
-            ordered_pred = sorted(pred, key=lambda v: complex(sympy.N(v, 30)).real)
-        except (TypeError, ValueError):
-            return True  # symbolic elements: nothing to check numerically
-        return all(_values_agree(g, p) for g, p in zip(ordered_gold, ordered_pred, strict=True))
+        return _same_elements(list(gold), list(pred))
     return True
+
+
+def _as_pair(expr: Any) -> Any:
+    """``(1,2)`` in a set of points parses as an open interval: read it back as the pair it is."""
+    import sympy
+
+    if isinstance(expr, sympy.Interval) and expr.left_open and expr.right_open:
+        return sympy.Tuple(expr.start, expr.end)
+    return expr
+
+
+def _same_elements(gold: list[Any], pred: list[Any]) -> bool:
+    """Each gold element pairs off with its own predicted element (numbers, tuples, points), any order."""
+    gold = [_as_pair(g) for g in gold]
+    left = [_as_pair(p) for p in pred]
+    for g in gold:
+        match = next((i for i, p in enumerate(left) if _kind(g) == _kind(p) and _element_agrees(g, p)), None)
+        if match is None:
+            return False
+        left.pop(match)
+    return True
+
+
+def _element_agrees(gold: Any, pred: Any) -> bool:
+    import sympy
+
+    if _kind(gold) == "tuple":
+        return len(gold) == len(pred) and all(_element_agrees(g, p) for g, p in zip(gold, pred, strict=True))
+    if isinstance(gold, sympy.Expr) and isinstance(pred, sympy.Expr):
+        return _values_agree(gold, pred)
+    return gold == pred or plausible(gold, pred)
+
+
+def _proportional(gold: Any, pred: Any) -> bool:
+    """Two equations ``g = 0`` and ``p = 0`` are the same when ``g / p`` is a nonzero constant."""
+    import sympy
+
+    try:
+        ratio = sympy.simplify(gold / pred)
+    except (TypeError, ValueError, ZeroDivisionError, ArithmeticError):
+        return False
+    return bool(ratio.is_number and ratio != 0 and ratio.is_finite)
 
 
 def _values_agree(gold: Any, pred: Any) -> bool:

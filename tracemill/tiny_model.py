@@ -3,9 +3,11 @@
 Tests and the offline demo need a real model for the real engine. This writes a byte-level BPE
 tokenizer trained on CLEVR-style text, a Qwen2-style chat template and a 2-layer Qwen2 with
 random weights (head size 64, which vLLM's CPU attention supports). Its text is random; guided
-decoding can still make it follow an answer format.
+decoding can still make it follow an answer format. With ``head="reward"`` the same model gets a
+one-label sequence-classification head instead (``Qwen2ForSequenceClassification``), which vLLM's
+pooling runner serves as a reward model (``classify``) or a process reward model (``token_classify``).
 
-    python -m tracemill.tiny_model PATH
+    python -m tracemill.tiny_model PATH [--head reward]
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Literal
 
 from tracemill.sources.clevr_questions import procedural_problems
 
@@ -38,11 +41,16 @@ def _corpus() -> list[str]:
     return [r["description"] + r["question"] for r in rows] + extra
 
 
-def make_tiny_model(path: str | Path, *, vocab_size: int = 1024, seed: int = 0) -> Path:
-    """Write the tokenizer and model to ``path`` (created) and return it; same seed, same weights."""
+def make_tiny_model(
+    path: str | Path, *, vocab_size: int = 1024, seed: int = 0, head: Literal["lm", "reward"] = "lm"
+) -> Path:
+    """Write the tokenizer and model to ``path`` (created) and return it; same seed, same weights.
+
+    ``head="reward"`` writes a reward model: the same body with a one-label classification head.
+    """
     import torch
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM, Qwen2ForSequenceClassification
 
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
@@ -82,7 +90,11 @@ def make_tiny_model(path: str | Path, *, vocab_size: int = 1024, seed: int = 0) 
         eos_token_id=fast.eos_token_id,
         torch_dtype="float32",
     )
-    model = Qwen2ForCausalLM(config)
+    if head == "lm":
+        model = Qwen2ForCausalLM(config)
+    else:  # a reward head: one score per sequence, read at its last token (needs the pad token to find it)
+        config.num_labels, config.pad_token_id = 1, fast.pad_token_id
+        model = Qwen2ForSequenceClassification(config)
     model.save_pretrained(out, safe_serialization=True)
     (out / "generation_config.json").write_text(
         json.dumps({"bos_token_id": fast.bos_token_id, "eos_token_id": fast.eos_token_id})
@@ -93,8 +105,11 @@ def make_tiny_model(path: str | Path, *, vocab_size: int = 1024, seed: int = 0) 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Make the tiny local model for vLLM on the CPU.")
     parser.add_argument("path", help="folder to write the model to")
+    parser.add_argument(
+        "--head", choices=["lm", "reward"], default="lm", help="lm: a chat model; reward: a reward model"
+    )
     args = parser.parse_args()
-    print(make_tiny_model(args.path))
+    print(make_tiny_model(args.path, head=args.head))
 
 
 if __name__ == "__main__":

@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, FlowRunFilter, FlowRunFilterId
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    FlowRunFilter,
+    FlowRunFilterId,
+    FlowRunFilterParentFlowRunId,
+)
 from prefect.client.schemas.objects import Artifact
 from prefect.states import State
 
@@ -17,6 +23,18 @@ def task_states(state: State[Any]) -> dict[str, str]:
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
         )
     return {run.name: run.state.name for run in runs if run.state is not None}
+
+
+def stage_task_states(state: State[Any]) -> dict[str, dict[str, str]]:
+    """Stage flow name → its task runs' states, for every stage (subflow) the build that ended in ``state`` ran."""
+    with get_client(sync_client=True) as client:
+        children = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[state.state_details.flow_run_id])
+            )
+        )
+        names = {flow.id: flow.name for flow in client.read_flows()}
+    return {names[child.flow_id]: task_states(child.state) for child in children if child.state is not None}
 
 
 def artifacts(state: State[Any]) -> dict[str, Artifact]:

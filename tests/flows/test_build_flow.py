@@ -9,8 +9,6 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
 
 from blocks.teacher_endpoint import TeacherEndpoint
 from flows import cli
@@ -18,7 +16,7 @@ from flows import sampling as sampling_flow
 from flows.build import StageFailedError, build_dataset
 from flows.problems import synthesize_problems
 from tests.fake_openai import FakeOpenAI, Reply, prompt_of
-from tests.flows.prefect_runs import artifacts, task_states
+from tests.flows.prefect_runs import artifacts, stage_task_states
 from tracemill.build import BuildConfig, load_build_config
 from tracemill.store import Store
 
@@ -26,23 +24,11 @@ ROOT = Path(__file__).resolve().parents[2]
 ANSWER = r"<think>[a-z][a-z ]{2,12}</think>\n\*\*The answer is: \*\*[1-4]"
 
 
-def _stage_task_states(state) -> dict[str, dict[str, str]]:
-    """Stage flow name → its task runs' states, for every stage (subflow) the build ran."""
-    with get_client(sync_client=True) as client:
-        children = client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(
-                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[state.state_details.flow_run_id])
-            )
-        )
-        names = {flow.id: flow.name for flow in client.read_flows()}
-    return {names[child.flow_id]: task_states(child.state) for child in children if child.state is not None}
-
-
 def _config(tmp_path: Path, tiny_model: str, cpu_engine: dict) -> BuildConfig:
     data = yaml.safe_load((ROOT / "configs" / "demo.yaml").read_text())
     data["store"] = {"url": str(tmp_path / "store")}
     data["source"].update(num_scenes=4, scenes_per_shard=2, questions_per_scene=1, seed=3)
-    data["sampling"].update(n=3, max_tokens=64, guided_regex=ANSWER, batch_size=2)
+    data["sampling"].update(n=3, max_tokens=64, guided_regex=ANSWER, checkpoint_every_problems=2)
     data["filters"] = {"correct_only": False}  # keep wrong answers too, with their labels
     data["sampling"]["teacher"] = {"kind": "vllm", "model": tiny_model, **cpu_engine}
     return BuildConfig.model_validate(data)
@@ -82,7 +68,7 @@ def test_build_runs_every_stage_then_reruns_from_cache(prefect_api, tmp_path, ti
     monkeypatch.setattr(sampling_flow, "build_teacher", no_engine)
     again = build_dataset(config=config, return_state=True)
     assert again.result() == locations
-    stages = _stage_task_states(again)
+    stages = stage_task_states(again)
     assert set(stages) == {"synthesize-problems", "sample-problems", "judge-samples", "filter-and-export"}
     for name, tasks in stages.items():
         shard_tasks = {task: s for task, s in tasks.items() if re.fullmatch(r"[a-z]+-\d{5}", task)}
@@ -99,7 +85,7 @@ def test_a_failed_stage_names_the_stage_and_shard_and_the_rerun_resumes(prefect_
             "teacher": {"kind": "endpoint", "block": "build-test-teacher", "max_retries": 0},
             "n": 2,
             "max_failed_share": 0.0,
-            "batch_size": 2,
+            "checkpoint_every_problems": 2,
         }
         data["filters"] = {"require_reasoning": False, "correct_only": False}
         config = BuildConfig.model_validate(data)

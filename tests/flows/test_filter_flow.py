@@ -65,6 +65,7 @@ def test_filter_and_export_flow(prefect_api, tmp_path, trace_tables, fake_hub):
     )
     export_config = ExportConfig(hub_target="flow-hub", pretty_name="Flow traces")
     build_info = {"sampling": {"n": 8, "temperature": 0.6}, "teacher": {"model": "m", "api_key": API_KEY}}
+    build_info["source_rows"] = {"skipped": {"duplicate question (de-duplication)": 2}, "repaired": {}, "examples": {}}
 
     state = filter_and_export(
         relabel, verdicts, filter_config, export_config, store=store, build_info=build_info, return_state=True
@@ -79,6 +80,9 @@ def test_filter_and_export_flow(prefect_api, tmp_path, trace_tables, fake_hub):
         "through the filters"
     ]
     assert [row["kept"] for row in funnel_file["per source"] if row["source"] == "all"] == [3]
+    assert funnel_file["source rows skipped or repaired"] == [
+        {"action": "skipped", "reason": "duplicate question (de-duplication)", "rows": 2, "first": ""}
+    ]
     kept = Store(store.url).dataset("kept", Path(result["kept"]).name, "kept")
     rejected = Store(store.url).dataset("rejected", Path(result["rejected"]).name, "rejected")
     assert kept.manifest()["rows"] == 3 and rejected.manifest()["rows"] == 12
@@ -103,7 +107,7 @@ def test_filter_and_export_flow(prefect_api, tmp_path, trace_tables, fake_hub):
     assert {"source": "all", "stage": "kept", "rows_in": 3, "dropped": 0, "rows_out": 3} in funnel_rows
     assert by_key["filter-export-progress"].data == 100.0
     card = by_key["dataset-card"].data
-    assert card == Path(result["card"]).read_text() and "# Flow traces" in card and "| all | 3 | 1 | 15 |" in card
+    assert card == Path(result["card"]).read_text() and "# Flow traces" in card and "| all | 3 | 0 | 1 | 15 |" in card
 
     # No secret in any file of the store (datasets, exports, card, Prefect result records) or any artifact.
     for path in Path(store.url).rglob("*"):

@@ -11,7 +11,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
 from flows.problems import synthesize_problems
-from tracemill.config import ClevrFilesSource, ClevrProceduralSource, StoreConfig
+from tracemill.config import ClevrFilesSource, ClevrProceduralSource, MmluProSource, StoreConfig
 from tracemill.store import Store
 
 
@@ -104,3 +104,31 @@ def test_missing_input_fails_naming_the_file(prefect_api, tmp_path):
     assert state.is_failed()
     with pytest.raises(FileNotFoundError, match="nope.json"):
         state.result()
+
+
+MMLU_PRO = Path(__file__).parents[1] / "tracemill" / "sources" / "fixtures" / "mmlu_pro_test.jsonl"
+
+
+def test_rows_skipped_and_repaired_are_in_the_manifest_and_summary(prefect_api, tmp_path):
+    state = synthesize_problems(
+        source=MmluProSource(path=str(MMLU_PRO)), store=StoreConfig(url=str(tmp_path)), return_state=True
+    )
+    uri = state.result()
+    manifest = json.loads((Path(uri) / "_manifest.json").read_text())
+    assert manifest["rows"] == 4
+    rows = manifest["metadata"]["rows"]
+    assert rows["skipped"] == {"duplicate question (de-duplication)": 1, "field 'question' is empty": 1}
+    assert rows["repaired"] == {
+        "answer letter and answer_index disagree (the letter is kept)": 1,
+        "answer is not an option letter (answer_index is kept)": 1,
+    }
+    assert rows["examples"]["skipped: duplicate question (de-duplication)"].endswith("row 3 (question_id 72)")
+
+    with get_client(sync_client=True) as client:
+        from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id]))
+        )
+    summary = next(a for a in artifacts if a.key == "problems-summary").data
+    assert "| skipped | field 'question' is empty | 1 |" in summary

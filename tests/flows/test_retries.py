@@ -1,6 +1,10 @@
-"""Shard tasks retry transient storage faults with backoff and give up at once on data errors."""
+"""Shard tasks retry transient storage and network faults with backoff, and give up at once on data errors
+and on permanent faults: a missing model folder, a store under a file, refused S3 credentials."""
 
 from __future__ import annotations
+
+import socket
+from pathlib import Path
 
 import pytest
 from prefect.client.orchestration import get_client
@@ -8,8 +12,9 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
 from flows.problems import synthesize_problems
 from tasks import problems as problem_tasks
+from tracemill import problems
 from tracemill.config import ClevrProceduralSource, StoreConfig
-from tracemill.store import Dataset, StoreUnavailableError
+from tracemill.store import Dataset, Store, StoreUnavailableError
 
 
 def _shard_state_history(flow_run_id) -> list[list[str]]:
@@ -59,3 +64,84 @@ def test_data_error_is_not_retried(prefect_api, tmp_path, monkeypatch, fast_retr
         state.result()
     assert calls == [0]
     assert "AwaitingRetry" not in _shard_state_history(state.state_details.flow_run_id)[0]
+
+
+def _model_folder_missing(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    (tmp_path / "no-model" / "config.json").open()
+
+
+def _model_transformers_cannot_resolve(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    from transformers import AutoConfig  # what vLLM calls: a bare OSError "Repo id must be in the form …"
+
+    AutoConfig.from_pretrained(str(tmp_path / "no-model"))
+
+
+def _store_under_a_file(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    (tmp_path / "a-file").write_text("")
+    Store(str(tmp_path / "a-file" / "store")).write_bytes(str(tmp_path / "a-file" / "store" / "x"), b"x")
+
+
+def _s3_wrong_credentials(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    s3 = request.getfixturevalue("s3_server")
+    store = Store(f"s3://{s3.bucket}/retries", s3.storage_options(secret="wrong"))
+    store.write_bytes(f"{s3.bucket}/retries/x", b"x")
+
+
+def _s3_no_credentials(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    s3 = request.getfixturevalue("s3_server")
+    store = Store(f"s3://{s3.bucket}/retries", {"anon": True, "client_kwargs": {"endpoint_url": s3.endpoint_url}})
+    store.write_bytes(f"{s3.bucket}/retries/x", b"x")
+
+
+def _connection_refused(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    socket.create_connection(("127.0.0.1", port), timeout=2)
+
+
+@pytest.mark.parametrize(
+    ("fault", "error"),
+    [
+        (_model_folder_missing, FileNotFoundError),
+        (_model_transformers_cannot_resolve, OSError),
+        (_store_under_a_file, StoreUnavailableError),
+        (_s3_wrong_credentials, StoreUnavailableError),
+        (_s3_no_credentials, StoreUnavailableError),
+    ],
+)
+def test_permanent_faults_are_not_retried(prefect_api, tmp_path, monkeypatch, fast_retries, request, fault, error):
+    """Real errors of a missing model folder, a store under a file, refused S3 credentials: one attempt each."""
+    calls = []
+
+    def bad_build(source, shard, store):
+        calls.append(shard)
+        fault(tmp_path, request)
+
+    monkeypatch.setattr("tracemill.problems.build_shard", bad_build)
+    source = ClevrProceduralSource(num_scenes=2, scenes_per_shard=2, seed=13)
+    state = synthesize_problems(source=source, store=StoreConfig(url=str(tmp_path / "store")), return_state=True)
+    assert state.is_failed()
+    with pytest.raises(error):
+        state.result()
+    assert calls == [0]
+    assert _shard_state_history(state.state_details.flow_run_id) == [["Pending", "Running", "Failed"]]
+
+
+def test_a_refused_connection_is_retried(prefect_api, tmp_path, monkeypatch, fast_retries):
+    calls = []
+
+    def flaky_build(source, shard, store):
+        calls.append(shard)
+        if len(calls) == 1:
+            _connection_refused(tmp_path, None)
+        return real_build(source, shard, store)
+
+    real_build = problems.build_shard
+    monkeypatch.setattr("tracemill.problems.build_shard", flaky_build)
+    source = ClevrProceduralSource(num_scenes=2, scenes_per_shard=2, seed=14)
+    state = synthesize_problems(source=source, store=StoreConfig(url=str(tmp_path / "store")), return_state=True)
+    assert state.is_completed()
+    assert calls == [0, 0]
+    history = _shard_state_history(state.state_details.flow_run_id)[0]
+    assert "AwaitingRetry" in history and history[-1] == "Completed", history

@@ -34,7 +34,7 @@ def test_sampling_flow_writes_samples_then_reuses_them(prefect_api, tmp_path, ti
         temperature=1.0,
         max_tokens=64,
         guided_regex=ANSWER,
-        batch_size=2,
+        checkpoint_every_problems=2,
     )
 
     state = sample_problems(problems=problems_fp, sampling_config=config, store=store, return_state=True)
@@ -49,19 +49,26 @@ def test_sampling_flow_writes_samples_then_reuses_them(prefect_api, tmp_path, ti
     assert set(table.column("problem_id").to_pylist()) == set(problems.column("problem_id").to_pylist())
     assert all(r.startswith("**The answer is: **") for r in table.column("response").to_pylist())
     assert samples.manifest()["inputs"] == [problems_fp]
-    assert not (Path(uri) / "_checkpoints" / "part-00000-b2").exists()  # checkpoints cleared once the shard is whole
+    assert not list((Path(uri) / "_checkpoints").glob("*/*.parquet"))  # checkpoints cleared once shards are whole
 
     by_key = artifacts(state)
     assert by_key["samples-progress"].data == 100.0
     shards_table = by_key["samples-shards"].data
     assert "completion_tokens" in shards_table and "tokens_per_s" in shards_table and "stop: " in shards_table
+    assert "prompt_too_long" in shards_table and "resumed_problems" in shards_table
 
-    # A rerun is all cached and never loads the engine; engine sizing and batch size keep the fingerprint.
+    # A rerun is all cached and never loads the engine; engine sizing and checkpointing keep the fingerprint.
     def no_engine(config):
         raise AssertionError("the engine must not be built when every shard is cached")
 
     monkeypatch.setattr(sampling_flow, "build_teacher", no_engine)
-    resized = config.model_copy(update={"teacher": config.teacher.model_copy(update={"max_num_seqs": 8})})
+    resized = config.model_copy(
+        update={
+            "teacher": config.teacher.model_copy(update={"max_num_seqs": 8, "enable_prefix_caching": False}),
+            "checkpoint_every_problems": 7,
+            "shards_at_once": 1,
+        }
+    )
     again = sample_problems(problems=problems_fp, sampling_config=resized, store=store, return_state=True)
     assert again.result() == uri
     assert _states(again) == ["Cached", "Cached"]

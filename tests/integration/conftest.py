@@ -1,7 +1,17 @@
 import json
+from collections.abc import Iterator
 
 import pytest
 import s3fs
+
+from tests.integration.prefect_server import PrefectServer, start_prefect_server
+
+
+@pytest.fixture(scope="module")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
+    """`prefect server start` with default settings, once per module that asks for it."""
+    with start_prefect_server(tmp_path_factory.mktemp("prefect-server")) as server:
+        yield server
 
 
 @pytest.fixture

@@ -1,9 +1,12 @@
-"""Sample one shard with the endpoint teacher through the stage task's own code, in its own process.
+"""Sample a run of shards through the stage task's own code, in its own process, and die on request.
 
-The kill-and-resume test runs this, kills it with SIGKILL, and runs it again. It prints the
-shard's summary as JSON on its last line.
+The kill-and-resume tests run this, let it SIGKILL itself at a chosen moment (or kill it from
+outside), and run it again. It samples ``--shards`` shards with one Sampler, ``--at-once`` shard
+tasks at a time like the sampling flow, then commits the manifest. It prints ``todo: N`` (problems
+it has to generate) first, ``finished: PID`` for each problem it completes, and the shards'
+summaries as JSON on its last line.
 
-    python -m tests.integration.resume_shard --store DIR --url URL [--kill-before shard-write]
+    python -m tests.integration.resume_shard --store DIR (--url URL | --model DIR) [--kill-at MOMENT]
 """
 
 from __future__ import annotations
@@ -12,75 +15,138 @@ import argparse
 import json
 import os
 import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pyarrow as pa
 
+from flows.sampling import commit_samples
 from tasks.sampling import sample_shard
+from tracemill.sampling import CHECKPOINT_TAG, Sampler, sampler_for
 from tracemill.store import Dataset, ShardInfo, Store
+from tracemill.teachers.base import Generation, SampleRequest, Teacher
 from tracemill.teachers.config import EndpointTeacherConfig, PromptConfig, SamplingConfig
-from tracemill.teachers.endpoint import EndpointTeacher
 
 PROBLEMS_FP = "problems-fp"
 SAMPLES_FP = "samples-fp"
+MOMENTS = ["first-window", "mid-shard", "between-shards", "before-manifest"]
 
 
-def config(batch_size: int, n: int) -> SamplingConfig:
+def config(n: int, every: int, at_once: int) -> SamplingConfig:
     return SamplingConfig(
         teacher=EndpointTeacherConfig(block="unused"),  # the teacher is built below, not from a block
         prompt="plain",
         custom_prompts=[PromptConfig(name="plain", text="{question}")],
         n=n,
+        temperature=1.0,
         max_tokens=64,
-        batch_size=batch_size,
+        checkpoint_every_problems=every,
+        checkpoint_every_s=3600,
+        shards_at_once=at_once,
         max_failed_share=0.0,
     )
+
+
+def die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def arm(moment: str | None, samples: Dataset) -> None:
+    """Patch the one call after (or before) which the process kills itself."""
+    if moment in ("first-window", "mid-shard"):
+        finish = Sampler.finish
+
+        def finish_then_die(self: Sampler, request: SampleRequest, generations: list[Generation]) -> None:
+            finish(self, request, generations)
+            if moment == "first-window" and self._done:
+                die()  # a problem finished, no checkpoint written yet
+            if moment == "mid-shard" and self._done >= 4:
+                deadline = time.monotonic() + 30
+                while self._buffer and time.monotonic() < deadline:  # let the checkpoint writer catch up
+                    time.sleep(0.01)
+                die()  # two windows of the first shard checkpointed, the rest of it not finished
+
+        Sampler.finish = finish_then_die  # type: ignore[method-assign]
+    elif moment == "between-shards":
+        write_shard = Dataset.write_shard
+
+        def write_then_die(dataset: Dataset, index: int, table: pa.Table) -> ShardInfo:
+            info = write_shard(dataset, index, table)
+            if dataset == samples:
+                die()  # a shard written, its checkpoints not cleared, the next shard under way
+            return info
+
+        Dataset.write_shard = write_then_die  # type: ignore[method-assign]
+    elif moment == "before-manifest":
+
+        def commit_or_die(dataset: Dataset, *args: Any, **kwargs: Any) -> None:
+            die()
+
+        Dataset.commit = commit_or_die  # type: ignore[method-assign]
+
+
+def teacher_of(args: argparse.Namespace) -> Teacher:
+    if args.model:
+        from tests.conftest import CPU_ENGINE
+        from tracemill.teachers.offline import VllmTeacher
+
+        return VllmTeacher(args.model, seed=0, **CPU_ENGINE)
+    from tracemill.teachers.endpoint import EndpointTeacher
+
+    return EndpointTeacher(base_url=args.url, model="teacher-m", api_key=None, max_concurrency=4)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--store", required=True)
-    parser.add_argument("--url", required=True, help="base URL of the OpenAI-compatible server")
-    parser.add_argument("--batch-size", type=int, default=3)
+    parser.add_argument("--url", help="base URL of the OpenAI-compatible server")
+    parser.add_argument("--model", help="local model folder for the vLLM engine")
+    parser.add_argument("--shards", type=int, default=3)
     parser.add_argument("--n", type=int, default=2)
-    parser.add_argument(
-        "--kill-before",
-        choices=["shard-write", "checkpoint-cleanup"],
-        help="SIGKILL itself right before writing the finished shard, or before clearing its checkpoints",
-    )
+    parser.add_argument("--every", type=int, default=2, help="checkpoint every this many problems")
+    parser.add_argument("--at-once", type=int, default=2, help="shard tasks at once")
+    parser.add_argument("--kill-at", choices=MOMENTS)
     args = parser.parse_args()
 
     store = Store(args.store)
+    problems = store.dataset("problems", PROBLEMS_FP, "problem")
     samples = store.dataset("samples", SAMPLES_FP, "sample")
-    if args.kill_before == "shard-write":
-        write_shard = Dataset.write_shard
+    cfg = config(args.n, args.every, args.at_once)
+    done = set(samples.shard_indices())
+    saved = set()
+    for shard in range(args.shards):
+        checkpoints = samples.checkpoints(shard, CHECKPOINT_TAG)
+        for part in [] if shard in done else checkpoints.shard_indices():
+            saved |= {(r["problem_id"], r["sample_idx"]) for r in checkpoints.read_shard(part).to_pylist()}
+    todo = sum(problems.read_shard(s).num_rows for s in range(args.shards) if s not in done)
+    todo -= len({pid for pid, _ in saved if all((pid, i) in saved for i in range(args.n))})
+    print(f"todo: {todo}", flush=True)
+    arm(args.kill_at, samples)
 
-        def write_or_die(dataset: Dataset, index: int, table: pa.Table) -> ShardInfo:
-            if dataset == samples:
-                os.kill(os.getpid(), signal.SIGKILL)
-            return write_shard(dataset, index, table)
+    teacher = teacher_of(args)
+    finish = Sampler.finish
 
-        Dataset.write_shard = write_or_die  # type: ignore[method-assign]
-    elif args.kill_before == "checkpoint-cleanup":
-        delete = Dataset.delete
+    def finish_and_tell(self: Sampler, request: SampleRequest, generations: list[Generation]) -> None:
+        before = self._done
+        finish(self, request, generations)
+        if self._done > before:
+            print(f"finished: {request.key}", flush=True)
 
-        def delete_or_die(dataset: Dataset) -> None:
-            if samples.has_shard(0):
-                os.kill(os.getpid(), signal.SIGKILL)
-            delete(dataset)
-
-        Dataset.delete = delete_or_die  # type: ignore[method-assign]
-    teacher = EndpointTeacher(base_url=args.url, model="teacher-m", api_key=None, max_concurrency=4)
+    Sampler.finish = finish_and_tell  # type: ignore[method-assign]
+    sampler = sampler_for(cfg, teacher)
     try:
-        summary = sample_shard.fn(
-            store.dataset("problems", PROBLEMS_FP, "problem"),
-            samples,
-            0,
-            config(args.batch_size, args.n),
-            lambda: teacher,
-        )
+        with sampler, ThreadPoolExecutor(cfg.shards_at_once) as pool:
+            summaries = list(
+                pool.map(lambda s: sample_shard.fn(problems, samples, s, lambda: sampler), range(args.shards))
+            )
+        missing = commit_samples(samples, args.shards, cfg, PROBLEMS_FP, False)
+        assert not missing, missing
     finally:
-        teacher.close()
-    print(json.dumps(summary), flush=True)
+        close = getattr(teacher, "close", None)
+        if close:
+            close()
+    print(json.dumps(summaries), flush=True)
 
 
 if __name__ == "__main__":

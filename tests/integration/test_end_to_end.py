@@ -15,19 +15,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import textwrap
-import time
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import pytest
 import s3fs
 from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.filters import (
@@ -40,8 +34,8 @@ from prefect.client.schemas.filters import (
 )
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-ROOT = Path(__file__).resolve().parents[2]
-PREFECT = str(Path(sys.executable).parent / "prefect")
+from tests.integration.prefect_server import ROOT, all_logs, wait_for_final_state
+
 STORE_BLOCK = "e2e-store"
 
 
@@ -141,121 +135,6 @@ FAULT_HOOK = textwrap.dedent(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Services:
-    """Processes started for the test, each in its own session, each logging to a file."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.procs: list[tuple[subprocess.Popen[bytes], Path]] = []
-
-    def start(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-        log = self.root / f"{name}.log"
-        with open(log, "wb") as out:
-            proc = subprocess.Popen(
-                argv, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        self.procs.append((proc, log))
-        return proc
-
-    def logs(self, tail: int = 4000) -> str:
-        return "\n".join(f"--- {log.name}\n{log.read_text(errors='replace')[-tail:]}" for _, log in self.procs)
-
-    def stop(self) -> None:
-        for proc, _ in reversed(self.procs):
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc, _ in reversed(self.procs):
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-
-
-@dataclass(frozen=True)
-class PrefectServer:
-    api_url: str
-    env: dict[str, str]  # for the CLI and the workers: this server, a home of their own
-    services: Services
-
-    def cli(self, *args: str, env: dict[str, str] | None = None) -> str:
-        done = subprocess.run(
-            [PREFECT, "--no-prompt", *args], env=env or self.env, cwd=ROOT, capture_output=True, text=True
-        )
-        assert done.returncode == 0, f"prefect {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
-        return done.stdout
-
-
-@pytest.fixture(scope="module")
-def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
-    """`prefect server start` on SQLite and a free loopback port, with its own PREFECT_HOME."""
-    root = tmp_path_factory.mktemp("e2e")
-    base = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    port = _free_port()
-    services = Services(root)
-    server_env = {
-        **base,
-        "PREFECT_HOME": str(root / "server-home"),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_UI_ENABLED": "false",
-    }
-    server = services.start(
-        "server", [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)], server_env
-    )
-    api_url = f"http://127.0.0.1:{port}/api"
-    try:
-        _wait_for_health(api_url, server, services, seconds=240)
-        env = {
-            **base,
-            "PREFECT_API_URL": api_url,
-            "PREFECT_HOME": str(root / "client-home"),
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "PREFECT_WORKER_QUERY_SECONDS": "1",
-            "TRACEMILL_HOME": str(ROOT),  # the pull step of deployments/prefect.yaml
-        }
-        yield PrefectServer(api_url, env, services)
-    finally:
-        services.stop()
-
-
-def _wait_for_health(api_url: str, proc: subprocess.Popen[bytes], services: Services, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"prefect server exited with {proc.returncode}:\n{services.logs()}")
-        try:
-            with urllib.request.urlopen(f"{api_url}/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise RuntimeError(f"prefect server did not answer within {seconds}s:\n{services.logs()}")
-
-
-def _wait_for_final_state(client: SyncPrefectClient, flow_run_id: Any, seconds: float) -> Any:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        run = client.read_flow_run(flow_run_id)
-        if run.state is not None and run.state.is_final():
-            return run
-        time.sleep(1)
-    return client.read_flow_run(flow_run_id)
-
-
-def _all_logs(client: SyncPrefectClient, log_filter: LogFilter | None = None) -> list[Any]:
-    """Every log record, page by page (the API answers at most its default limit per call)."""
-    logs: list[Any] = []
-    while page := client.read_logs(log_filter=log_filter, limit=200, offset=len(logs)):
-        logs.extend(page)
-    return logs
-
-
 def _children(client: SyncPrefectClient, parent: Any) -> list[Any]:
     """The subflow runs of a flow run: its stages, and the runs it sent to the sampling deployment."""
     return client.read_flow_runs(
@@ -307,9 +186,7 @@ def test_ui_triggered_build_samples_on_the_gpu_pool(prefect_server, s3_server, t
     deploy_args = [arg for name in SCENARIO.deployments for arg in ("--name", name)]
     server.cli("deploy", "--prefect-file", "deployments/prefect.yaml", *deploy_args)
     for pool in ("cpu", "gpu"):
-        server.services.start(
-            f"worker-{pool}", [PREFECT, "worker", "start", "--pool", pool, "--name", f"e2e-{pool}"], server.env
-        )
+        server.worker(pool, f"e2e-{pool}")
 
     (tmp_path / "hook").mkdir()
     (tmp_path / "hook" / "sitecustomize.py").write_text(FAULT_HOOK)
@@ -327,9 +204,9 @@ def test_ui_triggered_build_samples_on_the_gpu_pool(prefect_server, s3_server, t
             "TRACEMILL_TEST_FAULT": f"{stage}:{int(shard)}",
             "TRACEMILL_TEST_FAULT_MARKER": str(marker),
         }
-        build = _wait_for_final_state(client, _trigger(client, deployment.id, parameters, fault).id, seconds=540)
+        build = wait_for_final_state(client, _trigger(client, deployment.id, parameters, fault).id, seconds=540)
         assert build.state is not None and build.state.is_completed(), (
-            f"{build.state}\n{''.join(log.message + chr(10) for log in _all_logs(client))[-6000:]}\n"
+            f"{build.state}\n{''.join(log.message + chr(10) for log in all_logs(client))[-6000:]}\n"
             f"{server.services.logs()}"
         )
         assert build.work_pool_name == "cpu"
@@ -342,7 +219,7 @@ def test_ui_triggered_build_samples_on_the_gpu_pool(prefect_server, s3_server, t
         for run in sampling_runs:
             assert run.work_pool_name == "gpu" and run.state is not None and run.state.is_completed(), run
             messages = [
-                log.message for log in _all_logs(client, LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id])))
+                log.message for log in all_logs(client, LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id])))
             ]
             assert f"Worker 'e2e-gpu' submitting flow run '{run.id}'" in messages, messages[:20]
         flow_runs = [build.id, *(r.id for r in children)]
@@ -359,14 +236,14 @@ def test_ui_triggered_build_samples_on_the_gpu_pool(prefect_server, s3_server, t
         assert SCENARIO.artifacts <= {a.key for a in artifacts}, [a.key for a in artifacts]
 
         # The same build again: every shard is found done (Cached), and no GPU run is sent at all.
-        again = _wait_for_final_state(client, _trigger(client, deployment.id, parameters, {}).id, seconds=300)
+        again = wait_for_final_state(client, _trigger(client, deployment.id, parameters, {}).id, seconds=300)
         assert again.state is not None and again.state.is_completed(), again.state
         rerun_children = _children(client, again.id)
         assert not [r for r in rerun_children if r.deployment_id == sampling_deployment.id], rerun_children
         rerun = _shard_histories(client, [again.id, *(r.id for r in rerun_children)])
         assert set(rerun) == {name for name in history if not name.startswith("samples-")}, sorted(rerun)
         assert all(h[-1] == "Cached" for h in rerun.values()), rerun
-        logs = "\n".join(log.message for log in _all_logs(client))
+        logs = "\n".join(log.message for log in all_logs(client))
 
     # The dataset is in the S3 server: every stage's manifest, the kept and rejected rows, the exports.
     fs = s3fs.S3FileSystem(**s3_server.storage_options())

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+import threading
 
 import pytest
 from transformers import AutoTokenizer
 
 from tracemill.prompts import BUILTIN
 from tracemill.records import PROBLEM, to_table
-from tracemill.sampling import request_seed, sample_shard
+from tracemill.sampling import Sampler, SamplingFailedError, request_seed
 from tracemill.store import Store
 from tracemill.teachers.base import SampleRequest, SamplingParams
 
@@ -63,23 +64,26 @@ def test_a_sample_reruns_alone_from_its_seed(teacher):
     assert alone[0].sample_idx == 2 and alone[0].text == batch[2].text
 
 
-def test_guided_decoding_and_reasoning_split_through_the_stage(teacher, tmp_path):
-    problems = to_table(
+def _problems(ids: list[str], question: str = "How many things?") -> object:
+    return to_table(
         [
-            {"problem_id": f"q{i}", "source": "t", "split": "train", "question": f"How many things? ({i})",
+            {"problem_id": pid, "source": "t", "split": "train", "question": f"{question} ({pid})",
              "answer": "3", "answer_type": "integer", "description": "Scene Description:\nA small red metal cube\n",
              "prompt_template": "clevr_v2"}
-            for i in range(5)
+            for pid in ids
         ],
         PROBLEM,
     )  # fmt: skip
+
+
+def test_guided_decoding_and_reasoning_split_through_the_stage(teacher, tmp_path):
     params = SamplingParams(n=3, temperature=1.0, max_tokens=60, guided_regex=ANSWER_FORMAT)
-    checkpoints = Store(str(tmp_path)).dataset("samples", "fp", "sample").checkpoints(0, "b2")
-    table, stats = sample_shard(
-        problems, teacher, params, templates=BUILTIN, prompt=None, base_seed=7, batch_size=2,
-        checkpoints=checkpoints, max_failed_share=0.0,
-    )  # fmt: skip
-    rows = table.to_pylist()
+    dataset = Store(str(tmp_path)).dataset("samples", "fp", "sample")
+    with Sampler(
+        teacher, params, templates=BUILTIN, prompt=None, base_seed=7, max_failed_share=0.0, checkpoint_every_problems=2
+    ) as sampler:
+        stats = sampler.sample_shard(0, _problems([f"q{i}" for i in range(5)]), dataset)
+    rows = dataset.read_shard(0).to_pylist()
     assert [(r["problem_id"], r["sample_idx"]) for r in rows] == [(f"q{i}", j) for i in range(5) for j in range(3)]
     for row in rows:
         assert row["reasoning"] and re.fullmatch(r"[a-z][a-z ]{0,11}", row["reasoning"])
@@ -87,7 +91,68 @@ def test_guided_decoding_and_reasoning_split_through_the_stage(teacher, tmp_path
         assert row["prompt_version"] == BUILTIN["clevr_v2"].id and row["teacher"] == teacher.model
         assert row["seed"] == request_seed(7, row["problem_id"]) + row["sample_idx"]
         assert row["error"] is None and row["finish_reason"] == "stop"
-    assert stats.generated_batches == 3 and stats.completion_tokens == sum(r["completion_tokens"] for r in rows)
+    assert stats.generated_problems == 5 and stats.completion_tokens == sum(r["completion_tokens"] for r in rows)
+    assert not dataset.checkpoints(0, "stream").shard_indices()  # cleared once the shard is written
+
+
+def test_the_engine_stays_full_across_shards(teacher, tmp_path, monkeypatch):
+    """Three shards sampled at once: while any problem is unsent, the engine holds at least the window."""
+    monkeypatch.setattr(teacher, "window", 24)
+    engine = teacher.llm.llm_engine
+    step = engine.step
+    seen: list[tuple[int, int, int]] = []  # (sequences in the engine, problems unsent, shards written) per step
+    written: list[int] = []
+
+    def recording_step():
+        seen.append((engine.get_num_unfinished_requests(), sampler.unsent, len(written)))
+        return step()
+
+    monkeypatch.setattr(engine, "step", recording_step)
+    params = SamplingParams(n=4, temperature=1.0, max_tokens=256)  # lengths set by the model's own EOS
+    dataset = Store(str(tmp_path)).dataset("samples", "fp", "sample")
+    with Sampler(teacher, params, templates=BUILTIN, prompt=None, base_seed=1, max_failed_share=0.0) as sampler:
+
+        def shard(index: int) -> None:
+            sampler.sample_shard(index, _problems([f"s{index}p{i}" for i in range(8)]), dataset)
+            written.append(index)
+
+        threads = [threading.Thread(target=shard, args=(i,)) for i in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert sorted(written) == [0, 1, 2] and sum(dataset.read_shard(i).num_rows for i in range(3)) == 96
+    starved = [(queued, unsent) for queued, unsent, _ in seen if unsent and queued < teacher.window]
+    assert not starved, f"the engine held fewer than {teacher.window} sequences with work unsent: {starved[:5]}"
+    assert any(unsent and done for _, unsent, done in seen)  # still full after the first shard was written
+    lengths = dataset.read_shard(0).column("completion_tokens").to_pylist()
+    assert len(set(lengths)) > 3  # varied lengths: a barrier would have drained the engine
+
+
+def test_a_prompt_longer_than_the_context_is_a_failed_sample_not_a_dead_shard(teacher, tmp_path):
+    problems = _problems(["ok0", "long", "ok1"])
+    long_question = " ".join(f"cube{i} sphere{i}" for i in range(2000))  # far past max_model_len=1024 tokens
+    problems = problems.set_column(
+        problems.schema.get_field_index("question"),
+        "question",
+        [["How many things? (ok0)", long_question, "How many things? (ok1)"]],
+    )
+    params = SamplingParams(n=2, temperature=1.0, max_tokens=16)
+    dataset = Store(str(tmp_path)).dataset("samples", "fp", "sample")
+    # Bounded at 0, the shard fails (checkpointing what it finished); within the bound it is written.
+    strict = Sampler(teacher, params, templates=BUILTIN, prompt=None, base_seed=0, max_failed_share=0.0)
+    with strict, pytest.raises(SamplingFailedError, match="2 of 6 samples of shard 0 failed .prompt_too_long: 2."):
+        strict.sample_shard(0, problems, dataset)
+    with Sampler(teacher, params, templates=BUILTIN, prompt=None, base_seed=0, max_failed_share=0.5) as sampler:
+        stats = sampler.sample_shard(0, problems, dataset)
+    rows = dataset.read_shard(0).to_pylist()
+    assert [(r["problem_id"], r["sample_idx"], r["error"]) for r in rows] == [
+        ("ok0", 0, None), ("ok0", 1, None), ("long", 0, "prompt_too_long"), ("long", 1, "prompt_too_long"),
+        ("ok1", 0, None), ("ok1", 1, None),
+    ]  # fmt: skip
+    assert stats.too_long == ["long"] and dict(stats.errors) == {"prompt_too_long": 2} and stats.failed == 2
+    # The rerun kept the failed rows rather than asking again: the prompt would not fit the second time either.
+    assert (stats.resumed_problems, stats.generated_problems, stats.generated_tokens) == (3, 0, 0)
 
 
 def test_completion_prompt_that_opens_think(teacher):

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from tracemill.answers import boxed_answers, choice_letter, extract, final_text, normalize, parse_number_text
+from tracemill.answers import (
+    boxed_answers,
+    choice_letter,
+    extract,
+    final_text,
+    normalize,
+    normalize_unicode,
+    parse_number_text,
+)
 
 
 @pytest.mark.parametrize(
@@ -112,4 +120,62 @@ def test_normalize(a, b) -> None:
     ],
 )
 def test_parse_number_text(answer, expected) -> None:
+    assert parse_number_text(answer) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("\\frac{3}{2}√{3}", "\\frac{3}{2}\\sqrt{3}"),
+        ("√3 + √(x+1)", "\\sqrt{3} + \\sqrt{x+1}"),
+        ("2π", "2\\pi "),
+        ("x ≤ 3", "x \\le  3"),
+        ("6 × 7 ÷ 2", "6 \\times  7 \\div  2"),
+        ("½", "\\frac{1}{2}"),
+    ],
+)
+def test_unicode_math_becomes_latex(text, expected) -> None:
+    assert normalize_unicode(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("response", "answer_type", "expected"),
+    [
+        ("Final Answer: The final answer is 7. I hope it is correct.", "math", "7"),
+        ("The answer is: <answer>27</answer>", "math", "27"),
+        ("Answer $ 9 $", "math", "9"),
+        ("So the total area is $6\\sqrt{2}$.", "math", "6\\sqrt{2}"),
+        ("If $x = 3$, the equation balances.", "math", None),  # a discussed value
+        ("It is either $2$ or $3$.", "math", None),  # a hedge
+        ("The integers are \\boxed{-2} and \\boxed{1}.", "math", "-2, 1"),
+        ("\\boxed{3} or \\boxed{5}", "integer", "3 \\text{ or } 5"),
+        ("\\boxed{\\sqrt{5}}", "integer", "\\sqrt{5}"),  # an expression, never its first number
+        ("The answer is 3 or 5.", "integer", "3 or 5"),  # kept whole: the grader leaves it undecided
+        ("So the probability is 2/3.", "number", "2/3"),
+        ("It could be 3 or 5", "integer", None),  # the last number of a hedged sentence
+        ("The answer is 12 apples.", "integer", "12"),
+        ("The answer is half of 12.", "integer", "half of 12"),
+        ("The answer is (B) or (C).", "choice", "(B) or (C)"),
+        ("So P = 2/3. <|im_start|>user\nNext question: the answer is 5", "number", "2/3"),
+    ],
+)
+def test_extract_reads_one_answer_whole(response, answer_type, expected) -> None:
+    assert extract(response, answer_type) == expected
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        ("32,349", ("32349", False)),
+        ("32,\\! 349", ("32349", False)),
+        ("1 000", ("1000", False)),
+        ("4 4/9", ("40/9", False)),
+        ("28 percent", ("28", True)),
+        ("\\frac1{2}", ("1/2", False)),
+        ("32, 349", None),
+        ("1 2", None),
+        ("11 7/6", None),
+    ],
+)
+def test_parse_number_text_tells_numbers_from_lists(answer, expected) -> None:
     assert parse_number_text(answer) == expected

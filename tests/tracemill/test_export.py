@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import io
+import re
 from pathlib import Path
 
 import datasets
@@ -23,6 +25,14 @@ BUILD_INFO = {
     "teacher": {"kind": "endpoint", "model": "deepseek-reasoner", "api_key": SECRETS[0]},
     "store": {"url": "s3://bucket/x", "secret_access_key": SECRETS[1]},
     "hub": {"repo_id": "me/data", "token": SECRETS[2]},
+    "source_rows": {  # the problems manifest's count of rows the source skipped or repaired
+        "skipped": {"duplicate question (de-duplication)": 2},
+        "repaired": {"answer letter and answer_index disagree (the letter is kept)": 1},
+        "examples": {
+            "skipped: duplicate question (de-duplication)": "mmlu_pro (p.jsonl): row 3 (question_id 72)",
+            "repaired: answer letter and answer_index disagree (the letter is kept)": "mmlu_pro (p.jsonl): row 2",
+        },
+    },
 }
 FILTERS = FilterConfig(
     length=LengthOutlierConfig(method="std", k=2),
@@ -56,7 +66,7 @@ def exported(tmp_path, trace_tables):
     out = export.export_dir(store, "k0", config)
     markers = [export.export_shard(kept.read_shard(i), rejected.read_shard(i), out, i, config) for i in range(2)]
     configs = export.configs(markers)
-    text = export.write_card(
+    written = export.write_card(
         out, kept, funnel=funnel.merge(shard_funnels), filter_config=FILTERS, export_config=config,
         build_info=BUILD_INFO, fingerprints={"kept": "k0", "verdicts": "v0"}, hub_configs=configs,
     )  # fmt: skip
@@ -64,7 +74,7 @@ def exported(tmp_path, trace_tables):
     for name, files in configs.items():
         if files.endswith(".jsonl"):
             assert export.merge_jsonl(out, name, markers) == str(Path(out.path) / files)
-    return kept, rejected, out, configs, text
+    return kept, rejected, out, configs, written
 
 
 def _load(out, name: str) -> list[dict]:
@@ -152,7 +162,8 @@ def test_weaver_layout(exported):
 
 
 def test_card(exported):
-    _, _, out, configs, text = exported
+    _, _, out, configs, written = exported
+    text = written.text
     assert Path(out.path, export.CARD).read_text() == text
     header = yaml.safe_load(text.split("---\n")[1])
     assert header["license"] == "mit" and header["size_categories"] == ["n<1K"]
@@ -162,15 +173,39 @@ def test_card(exported):
     assert "| sft_all | `sft_all.jsonl` |" in text
     assert header["configs"][0]["default"] is True
     assert "# Crafted traces" in text
-    assert "| all | 3 | 1 | 15 | 1 | 14 | 12 | 3 |" in text  # the funnel summary row
+    assert "| all | 3 | 0 | 1 | 15 | 1 | 14 | 12 | 3 |" in text  # the funnel summary row (no verified gold)
     assert "| all | contaminated | 14 | 2 | 12 |" in text  # one filter step
     assert "1 of 3 problems (33.3%)" in text
+    assert "| skipped | duplicate question (de-duplication) | 2 | mmlu_pro (p.jsonl): row 3 (question_id 72) |" in text
+    assert "| repaired | answer letter and answer_index disagree (the letter is kept) | 1 |" in text
+    assert "source_rows" not in text  # shown as the table, not again in the build configuration
     assert "`tiny-teacher`" in text and "temperature | 0.6" in text
     assert "| kept | `k0` |" in text and "![Response length histogram](length_histogram.png)" in text
     image = Image.open(io.BytesIO(Path(out.path, export.HISTOGRAM).read_bytes()))
     assert image.format == "PNG" and image.size == (640, 320)
     assert "deepseek-reasoner" in text  # the build config is there, its secrets are not
     _assert_no_secrets(Path(out.path), SECRETS)
+
+
+def test_card_page_for_the_ui(exported):
+    """The artifact shows the card's body: no YAML header (the UI draws it as headings), the histogram inlined."""
+    kept, _, out, configs, written = exported
+    page = written.page
+    assert written.text.startswith("---\nlicense: mit\n") and page.startswith("# Crafted traces\n")
+    assert "size_categories:" not in page and "\n---\n" not in page
+    image = re.search(r"!\[Response length histogram\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)", page)
+    assert image is not None and base64.b64decode(image[1]) == Path(out.path, export.HISTOGRAM).read_bytes()
+    # Otherwise the page is the card's body, word for word.
+    assert written.text.endswith("\n" + page.replace(image[0], f"![Response length histogram]({export.HISTOGRAM})"))
+    _assert_no_secrets(Path(out.path), SECRETS)
+    assert not any(secret in page for secret in SECRETS)
+
+    # Without a pretty_name, the build's name titles the card and the page (not the fingerprint).
+    unnamed = export.write_card(
+        out, kept, funnel={}, filter_config=FILTERS, export_config=ExportConfig(),
+        build_info={**BUILD_INFO, "name": "crafted-traces"}, fingerprints={"kept": "k0"}, hub_configs=configs,
+    )  # fmt: skip
+    assert unnamed.page.startswith("# crafted-traces\n") and "pretty_name: crafted-traces" in unnamed.text
 
 
 def _assert_no_secrets(folder: Path, secrets) -> None:

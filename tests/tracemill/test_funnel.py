@@ -80,3 +80,19 @@ def test_funnel_survives_json(trace_tables):
     assert funnel.summary_table(again) == funnel.summary_table(counts)
     # Merging shard funnels that already hold an "all" entry does not count anything twice.
     assert funnel.merge([again])["all"].samples == 15
+
+
+def test_source_rows_table_from_the_problems_manifest():
+    report = {
+        "skipped": {"field 'question' is empty": 1, "duplicate question (de-duplication)": 3},
+        "repaired": {"answer letter and answer_index disagree (the letter is kept)": 1},
+        "examples": {"skipped: field 'question' is empty": "mmlu_pro (t.jsonl): row 5 (question_id 74)"},
+    }
+    assert funnel.source_rows_table(report) == [
+        {"action": "skipped", "reason": "duplicate question (de-duplication)", "rows": 3, "first": ""},
+        {"action": "skipped", "reason": "field 'question' is empty", "rows": 1,
+         "first": "mmlu_pro (t.jsonl): row 5 (question_id 74)"},
+        {"action": "repaired", "reason": "answer letter and answer_index disagree (the letter is kept)", "rows": 1,
+         "first": ""},
+    ]  # fmt: skip
+    assert funnel.source_rows_table(None) == [] == funnel.source_rows_table({"skipped": {}, "repaired": {}})

@@ -14,7 +14,7 @@ from tracemill.grading import Verdict, compare, compare_many, explodes, grade, g
 
 from .grading_cases import CASES, r1
 
-DECIDED_BY = {"exact", "numeric", "symbolic", "choice", "unparsed", "timeout"}
+DECIDED_BY = {"exact", "numeric", "symbolic", "choice", "ambiguous", "unparsed", "timeout"}
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,9 @@ def test_grade_one_matches_the_batch(case, graded) -> None:
     [
         (r1("\\boxed{42}"), "42", "integer", "exact"),
         (r1("\\boxed{42.0}"), "42", "integer", "numeric"),
-        (r1("\\boxed{\\sqrt{8}}"), "2\\sqrt{2}", "math", "symbolic"),
+        (r1("\\boxed{\\sqrt{8}}"), "2\\sqrt{2}", "math", "numeric"),  # k\\sqrt{m}: compared exactly
+        (r1("\\boxed{\\frac{\\sqrt{8}}{2}}"), "\\sqrt{2}", "math", "symbolic"),
+        (r1("\\boxed{3 \\text{ or } 5}"), "3", "integer", "ambiguous"),
         (r1("Answer: C"), "C", "choice", "choice"),
         (r1("no marker at all"), "x+1", "math", "unparsed"),
         ("<think>cut off", "5", "integer", "unparsed"),

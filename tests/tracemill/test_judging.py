@@ -14,7 +14,7 @@ from tests.fake_judge import fake_judge, predicted_of
 from tests.fake_openai import FakeOpenAI, prompt_of
 from tracemill import judging
 from tracemill.judge_config import JudgeConfig, JudgeMode, RelabelConfig
-from tracemill.records import PROBLEM, SAMPLE, to_table
+from tracemill.records import PROBLEM, RELABEL, SAMPLE, to_table
 from tracemill.teachers.config import EndpointTeacherConfig
 from tracemill.teachers.endpoint import EndpointTeacher
 
@@ -152,6 +152,23 @@ def test_relabel_shard_records_the_audit_fields():
     assert not any(r["relabeled"] for r in strict)
 
 
+def test_a_verified_gold_is_never_relabelled_and_sources_limit_relabelling():
+    verdicts = judging.judge_shard(_problems(), _samples(RESPONSES), JudgeConfig(), None)
+    rows = [{**row, "answer_trust": "verified"} if row["problem_id"] == "wrong-gold" else row
+            for row in _problems().to_pylist()]  # fmt: skip
+    verified = judging.relabel_shard(to_table(rows, PROBLEM), verdicts, RelabelConfig()).to_pylist()
+    kept = next(r for r in verified if r["problem_id"] == "wrong-gold")
+    assert (kept["answer"], kept["relabeled"], kept["votes"], kept["answer_trust"]) == ("3", False, None, "verified")
+    stats = judging.relabel_stats(to_table(verified, RELABEL))
+    assert stats["by_source"] == {"unit": {"problems": 4, "verified": 1, "relabeled": 0}}
+    assert "| unit | 4 | 1 | 0 |" in judging.relabel_summary(stats)
+
+    other = judging.relabel_shard(_problems(), verdicts, RelabelConfig(sources=["elsewhere"])).to_pylist()
+    assert not any(r["relabeled"] for r in other)
+    listed = judging.relabel_shard(_problems(), verdicts, RelabelConfig(sources=["unit"])).to_pylist()
+    assert [r["problem_id"] for r in listed if r["relabeled"]] == ["wrong-gold"]
+
+
 def test_rejudging_touches_only_the_samples_of_relabelled_problems(judge_server, judge_model):
     problems = _problems()
     verdicts = judging.judge_shard(problems, _samples(RESPONSES), JudgeConfig(), None)
@@ -188,10 +205,38 @@ def test_stage_figures_count_sources_tiers_and_relabels():
     assert after["by_source"]["unit"]["solved"] == 4 and before["by_source"]["unit"]["solved"] == 3
     assert sum(before["decided_by"].values()) == 10
     total = judging.merge([judging.relabel_stats(relabel), judging.relabel_stats(relabel)])
-    assert total == {"problems": 8, "voted": 2, "relabeled": 2, "relabels": {"3 → 7": 2}}
+    assert total == {
+        "problems": 8,
+        "voted": 2,
+        "relabeled": 2,
+        "relabels": {"3 → 7": 2},
+        "by_source": {"unit": {"problems": 8, "verified": 0, "relabeled": 2}},
+    }
     table = judging.accuracy_table(before, after)
     assert table == [
         {"source": "unit", "problems": 4, "samples": 10, "accuracy": 0.3, "accuracy_after_relabel": 0.6,
          "undecided": after["by_source"]["unit"].get("undecided", 0), "solved_problems": 4}
     ]  # fmt: skip
     assert "| 3 → 7 | 2 |" in judging.relabel_summary(total)
+
+
+def test_editing_the_grader_changes_the_verdict_fingerprint_not_the_samples_one(monkeypatch):
+    from flows.judging import stage_fingerprints
+    from flows.sampling import samples_fingerprint
+    from tracemill.teachers.config import SamplingConfig
+
+    sources = judging.grader_sources()
+    assert set(sources) == set(judging.GRADER_MODULES) and judging.grader_version(sources) == judging.CODE_VERSION
+    edited = dict(sources)  # a change to the normal form, as a grader fix would make
+    edited["tracemill.answers"] = sources["tracemill.answers"].replace('.replace("−", "-")', '.replace("–", "-")', 1)
+    assert edited != sources and judging.grader_version(edited) != judging.CODE_VERSION
+
+    sampling_config = SamplingConfig(teacher={"kind": "vllm", "model": "tiny"})  # no block to resolve
+    before = (
+        stage_fingerprints(JudgeConfig(), RelabelConfig(), "p0", "s0"),
+        samples_fingerprint(sampling_config, "p0"),
+    )
+    monkeypatch.setattr(judging, "CODE_VERSION", judging.grader_version(edited))
+    after = (stage_fingerprints(JudgeConfig(), RelabelConfig(), "p0", "s0"), samples_fingerprint(sampling_config, "p0"))
+    assert after[1] == before[1]  # samples stay cached
+    assert all(after[0][stage] != before[0][stage] for stage in judging.STAGES)  # every judging stage re-runs

@@ -1,3 +1,4 @@
+import hashlib
 import json
 import os
 import signal
@@ -85,8 +86,9 @@ def test_corrupt_shard_and_manifest_name_the_path(tmp_path, problem_table):
     ds.write_shard(0, problem_table(3))
     path = tmp_path / "problems/abc/part-00000.parquet"
     path.write_bytes(path.read_bytes()[:40])
-    with pytest.raises(CorruptShardError, match=r"part-00000\.parquet: not a readable Parquet file"):
+    with pytest.raises(CorruptShardError, match=r"part-00000\.parquet: not a readable Parquet file") as caught:
         ds.read_shard(0)
+    assert str(caught.value).endswith("; tracemill verify CONFIG --repair recomputes damaged shards")
     (tmp_path / "problems/abc/_manifest.json").write_text("{not json")
     with pytest.raises(CorruptShardError, match=r"_manifest\.json: not a valid manifest"):
         ds.manifest()
@@ -172,3 +174,50 @@ def test_killed_writer_never_leaves_a_partial_shard(tmp_path):
     assert indices == list(range(len(indices))) and indices
     for index in indices:
         assert ds.read_shard(index, columns=["problem_id"]).num_rows == 200_000
+
+
+def test_manifest_records_each_shards_size_and_checksum_as_written(tmp_path, problem_table):
+    ds = Store(str(tmp_path)).dataset("problems", "abc", "problem")
+    infos = [ds.write_shard(i, problem_table(3, start=3 * i)) for i in range(3)]
+    manifest = ds.commit(3, config={}, code_version="v1")
+    for info, shard in zip(infos, manifest["shards"], strict=True):
+        data = (tmp_path / "problems/abc" / shard["file"]).read_bytes()
+        assert shard["bytes"] == info.bytes == len(data) and shard["rows"] == 3
+        assert shard["sha256"] == info.sha256 == hashlib.sha256(data).hexdigest()
+    assert ds.is_current() and ds.intact_shards() == [0, 1, 2] and all(ds.has_shard(i) for i in range(3))
+
+    # A truncated shard and a lost one are not there as far as a stage is concerned: they are to compute.
+    shard1 = tmp_path / "problems/abc/part-00001.parquet"
+    shard1.write_bytes(shard1.read_bytes()[:-10])
+    (tmp_path / "problems/abc/part-00002.parquet").unlink()
+    assert not ds.has_shard(1) and not ds.has_shard(2) and ds.has_shard(0)
+    assert ds.intact_shards() == [0] and not ds.is_current() and ds.is_complete()
+    ds.write_shard(1, problem_table(3, start=3))
+    ds.write_shard(2, problem_table(4, start=6))  # recomputed with other content: the manifest follows
+    assert ds.has_shard(2) and not ds.is_current()
+    manifest = ds.commit(3, config={}, code_version="v1")
+    assert ds.is_current() and manifest["rows"] == 10
+
+
+def test_shards_without_entries_and_old_manifests_still_work(tmp_path, problem_table):
+    """Shards written before sizes were recorded are measured once at commit; old manifests still read."""
+    root = tmp_path / "problems/abc"
+    ds = Store(str(tmp_path)).dataset("problems", "abc", "problem")
+    for i in range(2):
+        ds.write_shard(i, problem_table(2, start=2 * i))
+    for entry in (root / "_shards").iterdir():
+        entry.unlink()
+    assert ds.has_shard(0)  # no entry: whole when its footer reads
+    manifest = ds.commit(2, config={}, code_version="v1")
+    assert manifest["shards"][1]["sha256"] == hashlib.sha256((root / "part-00001.parquet").read_bytes()).hexdigest()
+    old = {**manifest, "shards": [{k: s[k] for k in ("index", "file", "rows")} for s in manifest["shards"]]}
+    (root / "_manifest.json").write_text(json.dumps(old))
+    assert ds.read().num_rows == 4 and ds.is_current() and ds.recorded_sizes() == {}
+
+    # A shard that does not read is removed at commit, so the next run computes it instead of failing again.
+    (root / "_shards/part-00001.json").unlink()
+    (root / "part-00001.parquet").write_bytes(b"PAR1 not parquet")
+    assert not ds.has_shard(1)
+    with pytest.raises(CorruptShardError, match=r"part-00001\.parquet: .*removed, so the next run computes it again"):
+        ds.commit(2, config={}, code_version="v1")
+    assert ds.shard_indices() == [0]

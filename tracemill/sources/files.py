@@ -5,21 +5,29 @@ with a mapping from the file's columns to the problem fields.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from tracemill.config import FileSource
-from tracemill.sources.choice import LETTERS, choice_problem, options
+from tracemill.sources.choice import choice_problem, choice_reader, gold_letter, options, split_options
 from tracemill.sources.hub import Mapped, extra_json, field, optional_text, plain_number, read_problems, text
+from tracemill.sources.rows import RowError, RowReport
 
 
-def read_files(source: FileSource, storage_options: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+def read_files(
+    source: FileSource, storage_options: dict[str, Any] | None = None, report: RowReport | None = None
+) -> list[dict[str, Any]]:
     """Problem rows of the user's files, each field read from the column ``source.fields`` names."""
-
-    def to_problem(row: Mapping[str, Any], where: str) -> Mapped:
-        return file_problem(row, where, source)
-
-    return read_problems(source, source.name, to_problem, data_format=source.format, storage_options=storage_options)
+    return read_problems(
+        source,
+        source.name,
+        choice_reader(source, file_problem),
+        data_format=source.format,
+        storage_options=storage_options,
+        report=report,
+        id_column=source.fields.id,
+    )
 
 
 def file_problem(row: Mapping[str, Any], where: str, source: FileSource) -> Mapped:
@@ -36,15 +44,23 @@ def file_problem(row: Mapping[str, Any], where: str, source: FileSource) -> Mapp
     }
     own_id = text(row, names.id, where) if names.id else None
     if source.answer_type == "choice":
-        choices = _choices(row, names.choices, where)
-        answer = _choice_letter(row, names.answer, where, choices)
+        if names.choices:
+            choices = _choices(row, names.choices, where)
+        else:  # options_in_question
+            found = split_options(question)
+            if found is None:
+                raise RowError(where, "no options '(A) …' found in the question text")
+            question, choices = found
+        answer = gold_letter(row, names.answer, where, choices)
         return own_id, choice_problem(question, choices, answer, **fields) | _template(source)
     answer = text(row, names.answer, where)
     if source.answer_type in ("integer", "number"):
         number = plain_number(answer)
+        if number is not None and source.answer_type == "integer" and re.fullmatch(r"-?\d+\.0*", number):
+            number = number.split(".")[0]  # a csv column with an empty cell is read as floats: 4.0 is 4
         if number is None or (source.answer_type == "integer" and not number.lstrip("-").isdigit()):
             kind = "an integer" if source.answer_type == "integer" else "a number"
-            raise ValueError(f"{where}: field {names.answer!r} is not {kind}: {answer!r}")
+            raise RowError(where, f"field {names.answer!r} is not {kind}", repr(answer))
         answer = number
     problem = {"question": question, "answer": answer, "answer_type": source.answer_type, **fields}
     return own_id, problem | _template(source)
@@ -63,24 +79,6 @@ def _choices(row: Mapping[str, Any], columns: list[str], where: str) -> list[str
             try:
                 value = json.loads(value)
             except json.JSONDecodeError as exc:
-                raise ValueError(f"{where}: field {columns[0]!r} is not a JSON list: {exc}") from exc
+                raise RowError(where, f"field {columns[0]!r} is not a JSON list", str(exc)) from exc
         return options({columns[0]: value}, columns[0], where)
     return [text(row, column, where) for column in columns]
-
-
-def _choice_letter(row: Mapping[str, Any], name: str, where: str, choices: list[str]) -> str:
-    # The gold as a letter, an index or the text of the correct option.
-    value = field(row, name, where)
-    letters = LETTERS[: len(choices)]
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(choices):
-        return letters[value]
-    if isinstance(value, str):
-        answer = value.strip()
-        if len(answer) == 1 and answer.upper() in letters:
-            return answer.upper()
-        if answer in choices:
-            return letters[choices.index(answer)]
-    raise ValueError(
-        f"{where}: field {name!r} is not a letter A-{letters[-1]}, an index 0..{len(choices) - 1} "
-        f"or the text of an option: {value!r}"
-    )

@@ -2,25 +2,29 @@
 
 Users name a Hub dataset or point at a local copy (a Hub snapshot folder, or jsonl, json, parquet
 or csv files on any fsspec URL); both go through ``datasets.load_dataset``, so a local copy reads
-exactly as the Hub would. The options every source shares live here: streaming, dropping repeated
-questions, the first ``max_rows`` problems, a seeded subsample. Each benchmark module only maps one
-raw row to one problem, raising errors that name the dataset, the row and the field.
+exactly as the Hub would (a snapshot folder with a loading script is read from its data files).
+The options every source shares live here: streaming, skipping repeated questions, the first
+``max_rows`` problems, what a row that does not fit does (``on_bad_row``). Each benchmark module
+only maps one raw row to one problem, finding its columns under any of the names public copies
+use, and raising errors that name the dataset, the row (with its own id) and the field.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
-import random
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, NoReturn
 
 import fsspec
 
 from tracemill.config import DatasetSource
 from tracemill.records import problem_id
+from tracemill.sources.file_errors import find_problem
+from tracemill.sources.rows import DUPLICATE, RowError, RowReport
 
 # A mapped row: the source's own id (None to key on the question) and the problem fields.
 Mapped = tuple[str | None, dict[str, Any]]
@@ -52,16 +56,12 @@ def load_rows(
 
     path = os.path.expanduser(source.path) if source.path.startswith("~") else source.path
     fmt = file_format(path) if data_format == "auto" else data_format
+    if fmt is not None:
+        return _file_rows(source, path, fmt, what, storage_options)
+    script = _loading_script(path)
+    if script is not None:
+        return _file_rows(source, *_script_folder_data(source, path, script, what), what, storage_options)
     try:
-        if fmt is not None:
-            # A file (or glob) is read as the configured split, whatever its name.
-            return datasets.load_dataset(
-                fmt,
-                data_files={source.split: path},
-                split=source.split,
-                streaming=source.streaming,
-                storage_options=storage_options or None,
-            )
         if not is_hub_name(path) and not os.path.isdir(path):
             raise ValueError(f"{path} is not a folder, and its format is not one of {sorted(set(FORMATS.values()))}")
         return datasets.load_dataset(
@@ -76,6 +76,102 @@ def load_rows(
     except ValueError as exc:
         # datasets' own messages name the config or split that is not there.
         raise ValueError(f"{what}: {exc}") from exc
+
+
+def _loading_script(path: str) -> str | None:
+    """The loading script of a local snapshot folder (``gpqa.py``), which ``datasets`` no longer runs."""
+    if not os.path.isdir(path):
+        return None
+    return next((name for name in sorted(os.listdir(path)) if name.endswith(".py")), None)
+
+
+def _script_folder_data(source: DatasetSource, path: str, script: str, what: str) -> tuple[str, str]:
+    """The data files of ``source``'s split (and config) in a folder with a loading script, as (glob, format).
+
+    The split's files are those whose path names the split and the config, else the config
+    (``gpqa_diamond.csv``), else the split (``data/test-00000-of-00001.parquet``). They are read
+    directly when one glob names exactly them; otherwise the message lists them.
+    """
+    files = []
+    for folder, dirs, names in os.walk(path):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        files += [os.path.join(folder, n) for n in sorted(names) if file_format(n) and not n.startswith(".")]
+    chosen: list[str] = []
+    for words in ([source.split, source.config], [source.config], [source.split]):
+        if all(words) and not chosen:
+            chosen = [f for f in files if all(w in os.path.relpath(f, path) for w in words)]
+    hint = f"datasets no longer runs loading scripts ({script}); point `path` at the data files instead"
+    if not chosen:
+        listed = ", ".join(os.path.relpath(f, path) for f in files[:10]) or "none"
+        raise ValueError(
+            f"{what}: {hint}: no data file names split {source.split!r} or config {source.config!r} "
+            f"(data files: {listed})"
+        )
+    if len(chosen) == 1:
+        return chosen[0], file_format(chosen[0]) or "json"
+    folder, suffix = os.path.dirname(chosen[0]), os.path.splitext(chosen[0])[1]
+    beside = [f for f in files if os.path.dirname(f) == folder and f.endswith(suffix)]
+    for pattern in (f"*{suffix}", f"*{source.split}*{suffix}"):
+        if set(chosen) == {f for f in beside if fnmatch.fnmatch(os.path.basename(f), pattern)}:
+            return os.path.join(folder, pattern), file_format(chosen[0]) or "json"
+    raise ValueError(f"{what}: {hint}, such as: " + ", ".join(os.path.relpath(f, path) for f in chosen[:10]))
+
+
+def _file_rows(
+    source: DatasetSource, path: str, fmt: str, what: str, storage_options: dict[str, Any] | None
+) -> Iterable[Mapping[str, Any]]:
+    """The rows of data files (a file or glob), read as the configured split whatever their name.
+
+    A failure, or no rows at all, is explained by file and line (see ``file_errors``); a stream,
+    or a text column that is not UTF-8, fails only as the rows are read, so they pass through a check.
+    """
+    import datasets
+
+    try:
+        rows = datasets.load_dataset(
+            fmt,
+            data_files={source.split: path},
+            split=source.split,
+            streaming=source.streaming,
+            storage_options=dict(storage_options) if storage_options else None,  # it adds a key s3fs rejects
+        )
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"{what}: {exc}") from exc
+    except Exception as exc:
+        _raise_data_error(path, fmt, what, storage_options, exc)
+    return _checked_rows(rows, path, fmt, what, storage_options)
+
+
+def _checked_rows(
+    rows: Iterable[Mapping[str, Any]], path: str, fmt: str, what: str, storage_options: dict[str, Any] | None
+) -> Iterator[Mapping[str, Any]]:
+    count = 0
+    try:
+        for row in rows:
+            count += 1
+            yield row
+    except Exception as exc:
+        _raise_data_error(path, fmt, what, storage_options, exc)
+    if not count:
+        _raise_data_error(path, fmt, what, storage_options, None)
+
+
+def _raise_data_error(
+    path: str, fmt: str, what: str, storage_options: dict[str, Any] | None, exc: Exception | None
+) -> NoReturn:
+    """Raise what is wrong with the files, by file and line, after ``datasets`` failed on them (or read no rows)."""
+    try:
+        found = find_problem(path, fmt, storage_options)
+    except Exception:  # the files cannot be read again: the first error stands
+        found = None
+    if found:
+        file, problem = found
+        raise ValueError(f"{what}: {problem}" if file == path else f"{what}: {file}: {problem}") from exc
+    if exc is None:
+        raise ValueError(f"{what}: no rows in {path}")
+    if isinstance(exc, ValueError):
+        raise ValueError(f"{what}: {exc}") from exc
+    raise exc
 
 
 def input_identity(source: DatasetSource, storage_options: dict[str, Any] | None = None) -> list[str]:
@@ -99,28 +195,41 @@ def read_problems(
     *,
     data_format: str = "auto",
     storage_options: dict[str, Any] | None = None,
+    report: RowReport | None = None,
+    id_column: str | None = None,
 ) -> list[dict[str, Any]]:
     """Problem rows of ``source``, each raw row mapped by ``to_problem(row, where)``.
 
     ``to_problem`` returns None for a row the source leaves out, or the row's own id (None to key
-    on the question) and its problem fields. Rows keep the dataset's order; a repeated question is
-    dropped when ``dedup`` is on and otherwise gets ``#n`` in its key, so ids stay unique; then
-    the first ``max_rows`` are kept (reading stops there), then a seeded subsample of ``sample_size``.
+    on the question) and its problem fields; a row that does not fit raises :class:`RowError` and
+    is repaired, skipped or fails as ``on_bad_row`` says. ``where`` names the row by position and by
+    the dataset's own id (``id_column``, else the first of ``ID_COLUMNS`` it has). Rows keep the
+    dataset's order; a repeated question is skipped when ``dedup`` is on and otherwise gets ``#n`` in
+    its key, so ids stay unique; the first ``max_rows`` are kept (reading stops there). Every row
+    skipped or repaired is counted in ``report``.
     """
     what = f"{name} ({source.path})"
+    report = report if report is not None else RowReport()
     seen_questions: set[str] = set()
     seen_keys: Counter[str] = Counter()
     problems: list[dict[str, Any]] = []
+    first_error: RowError | None = None
     rows = load_rows(source, what=what, data_format=data_format, storage_options=storage_options)
     for index, row in enumerate(rows):
         if source.max_rows is not None and len(problems) >= source.max_rows:
             break
-        mapped = to_problem(row, f"{what}: row {index}")
+        where = f"{what}: row {index}{own_id_label(row, id_column)}"
+        try:
+            mapped = to_problem(row, where)
+        except RowError as exc:
+            first_error = first_error or exc
+            mapped = report.handle(exc, source.on_bad_row)
         if mapped is None:
             continue
         own_key, fields = mapped
         question_key = _question_key(fields)
         if source.dedup and question_key in seen_questions:
+            report.skip(DUPLICATE, where)
             continue
         seen_questions.add(question_key)
         key = own_key or question_key
@@ -128,10 +237,48 @@ def read_problems(
         if seen_keys[key] > 1:
             key = f"{key}#{seen_keys[key] - 1}"
         problems.append({"problem_id": problem_id(name, key), "source": name, "split": source.split, **fields})
-    if source.sample_size is not None and source.sample_size < len(problems):
-        picked = random.Random(source.sample_seed).sample(range(len(problems)), source.sample_size)
-        problems = [problems[i] for i in sorted(picked)]
+    if not problems and first_error is not None:
+        raise ValueError(f"every row was skipped; the first: {first_error}") from first_error
+    report.log(what)
     return problems
+
+
+# Columns that hold a dataset's own row id, named in errors beside the row's position.
+ID_COLUMNS = ("question_id", "unique_id", "id", "Record ID", "record_id", "idx")
+
+
+def own_id_label(row: Mapping[str, Any], id_column: str | None = None) -> str:
+    """`` (question_id 3983)``: the row's own id, for messages; empty when the row has none."""
+    for name in (id_column,) if id_column else ID_COLUMNS:
+        if name in row and row[name] is not None and not isinstance(row[name], list | dict):
+            return f" ({name} {row[name]})"
+    return ""
+
+
+def column(row: Mapping[str, Any], names: Iterable[str], where: str, what: str = "") -> str:
+    """The first of ``names`` the rows have as a column (case, spaces and underscores aside).
+
+    Copies of one benchmark name their columns differently; none of them is a layout error that
+    names what was expected and what the file has.
+    """
+    found = find_column(row, names)
+    if found is None:
+        expected = " or ".join(repr(n) for n in names)
+        raise ValueError(
+            f"{where}: expected a column {expected}{f' ({what})' if what else ''}; the file has: "
+            + ", ".join(repr(k) for k in row)
+        )
+    return found
+
+
+def find_column(row: Mapping[str, Any], names: Iterable[str]) -> str | None:
+    """The column of ``row`` matching the first of ``names`` that matches (case, spaces and underscores aside)."""
+    by_key = {_column_key(k): k for k in row}
+    return next((by_key[_column_key(n)] for n in names if _column_key(n) in by_key), None)
+
+
+def _column_key(name: str) -> str:
+    return " ".join(name.replace("_", " ").lower().split())
 
 
 def _question_key(fields: Mapping[str, Any]) -> str:
@@ -142,11 +289,12 @@ def _question_key(fields: Mapping[str, Any]) -> str:
 
 
 def field(row: Mapping[str, Any], name: str, where: str) -> Any:
-    """A field's value; a missing or null field is an error naming the row and the field."""
-    value = row.get(name)
+    """A field's value. A column the rows lack is a layout error; a null in one row is a :class:`RowError`."""
+    if name not in row:
+        raise ValueError(f"{where}: field {name!r} is missing (the row has: {', '.join(sorted(row))})")
+    value = row[name]
     if value is None:
-        have = ", ".join(sorted(k for k, v in row.items() if v is not None))
-        raise ValueError(f"{where}: field {name!r} is missing (the row has: {have})")
+        raise RowError(where, f"field {name!r} is null")
     return value
 
 
@@ -154,10 +302,10 @@ def text(row: Mapping[str, Any], name: str, where: str) -> str:
     """A field as non-empty text; numbers are written as text (levels, numeric answers)."""
     value = field(row, name, where)
     if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise ValueError(f"{where}: field {name!r} is not text: {_short(value)}")
+        raise RowError(where, f"field {name!r} is not text", _short(value))
     value = str(value).strip()
     if not value:
-        raise ValueError(f"{where}: field {name!r} is empty")
+        raise RowError(where, f"field {name!r} is empty")
     return value
 
 
@@ -172,7 +320,7 @@ def index(row: Mapping[str, Any], name: str, where: str, size: int) -> int:
     """A field holding a 0-based index into ``size`` options."""
     value = field(row, name, where)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < size:
-        raise ValueError(f"{where}: field {name!r} is not an option index 0..{size - 1}: {_short(value)}")
+        raise RowError(where, f"field {name!r} is not an option index 0..{size - 1}", _short(value))
     return value
 
 

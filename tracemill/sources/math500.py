@@ -1,4 +1,9 @@
-"""MATH-500 (HuggingFaceH4/MATH-500): competition math problems with a LaTeX answer."""
+"""MATH-500 (HuggingFaceH4/MATH-500): competition math problems with a LaTeX answer.
+
+The Hub's copy has ``problem``, ``solution``, ``answer``, ``subject``, ``level`` and ``unique_id``;
+copies without ``unique_id`` key each problem on its text, and copies that call the problem
+``question`` read the same.
+"""
 
 from __future__ import annotations
 
@@ -6,22 +11,25 @@ from collections.abc import Mapping
 from typing import Any
 
 from tracemill.config import Math500Source
-from tracemill.sources.hub import Mapped, extra_json, optional_text, read_problems, text
+from tracemill.sources.hub import Mapped, column, extra_json, find_column, optional_text, read_problems, text
+from tracemill.sources.rows import RowReport
 
 
-def read_math500(source: Math500Source, storage_options: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+def read_math500(
+    source: Math500Source, storage_options: dict[str, Any] | None = None, report: RowReport | None = None
+) -> list[dict[str, Any]]:
     """Problem rows of MATH-500 (``problem``, ``solution``, ``answer``, ``subject``, ``level``, ``unique_id``)."""
-    return read_problems(source, source.kind, math500_problem, storage_options=storage_options)
+    return read_problems(source, source.kind, math500_problem, storage_options=storage_options, report=report)
 
 
 def math500_problem(row: Mapping[str, Any], where: str) -> Mapped:
-    """One MATH-500 row; ``unique_id`` (such as ``test/algebra/1.json``) is the stable key."""
-    return text(row, "unique_id", where), {
-        "question": text(row, "problem", where),
-        "answer": text(row, "answer", where),
+    """One MATH-500 row; ``unique_id`` (such as ``test/algebra/1.json``) is the stable key where there is one."""
+    return optional_text(row, find_column(row, ("unique_id",)), where), {
+        "question": text(row, column(row, ("problem", "question"), where, "the problem"), where),
+        "answer": text(row, column(row, ("answer", "expected_answer"), where, "the gold"), where),
         "answer_type": "math",
         "prompt_template": "math_boxed",
-        "subject": optional_text(row, "subject", where),
+        "subject": optional_text(row, find_column(row, ("subject", "type")), where),
         "level": optional_text(row, "level", where),
         "extra": extra_json({"solution": row.get("solution")}),
     }

@@ -11,12 +11,13 @@ from typing import Any
 
 from tracemill.config import OpenMathReasoningSource
 from tracemill.sources.hub import Mapped, extra_json, read_problems, text
+from tracemill.sources.rows import RowReport
 
 EXTRA_FIELDS = ("problem_type", "problem_source", "pass_rate_72b_tir", "used_in_kaggle")
 
 
 def read_openmathreasoning(
-    source: OpenMathReasoningSource, storage_options: dict[str, Any] | None = None
+    source: OpenMathReasoningSource, storage_options: dict[str, Any] | None = None, report: RowReport | None = None
 ) -> list[dict[str, Any]]:
     """Problem rows of OpenMathReasoning (``problem``, ``expected_answer``, ``problem_type``, …)."""
     keep = set(source.problem_types)
@@ -32,4 +33,4 @@ def read_openmathreasoning(
             "extra": extra_json({name: row.get(name) for name in EXTRA_FIELDS}),
         }
 
-    return read_problems(source, source.kind, to_problem, storage_options=storage_options)
+    return read_problems(source, source.kind, to_problem, storage_options=storage_options, report=report)

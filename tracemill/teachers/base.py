@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -51,12 +52,82 @@ class Generation:
     error: str | None = None
 
 
+# Error kinds of requests that never reached a model, shared by the backends.
+PROMPT_TOO_LONG = "prompt_too_long"
+BAD_REQUEST = "bad_request"
+
+
+class Feed(Protocol):
+    """Where a streaming teacher takes requests from, one at a time as it has room, and hands results to.
+
+    Requests are handed out only when the teacher can start them, so the feeder decides late what
+    to send (and may stop sending a problem's remaining samples).
+    """
+
+    def take(self, wait_s: float = 0.0) -> SampleRequest | None:
+        """The next request, waiting up to ``wait_s`` for one; None when there is none now."""
+        ...
+
+    def finish(self, request: SampleRequest, generations: list[Generation]) -> None:
+        """The Generations of a taken request (one per sample index, failed ones with an error kind)."""
+        ...
+
+    @property
+    def exhausted(self) -> bool:
+        """True once no request will come any more."""
+        ...
+
+
 class Teacher(Protocol):
-    """A backend: returns, for each request, exactly one Generation per requested sample index."""
+    """A backend: streams requests from a feed with a bounded window in flight (``stream``), and
+    returns, for a list of requests, exactly one Generation per requested sample index (``generate``)."""
 
     model: str
 
     def generate(self, requests: Sequence[SampleRequest], params: SamplingParams) -> list[list[Generation]]: ...
+
+    def stream(self, feed: Feed, params: SamplingParams) -> None:
+        """Serve ``feed`` until it is exhausted and nothing is in flight."""
+        ...
+
+
+class ListFeed:
+    """A fixed list of requests as a feed: what ``generate`` streams; ``results`` in the list's order."""
+
+    def __init__(self, requests: Sequence[SampleRequest]):
+        self._pending = deque(enumerate(requests))
+        self._taken: dict[int, list[int]] = {}
+        self.results: list[list[Generation]] = [[] for _ in requests]
+
+    def take(self, wait_s: float = 0.0) -> SampleRequest | None:
+        if not self._pending:
+            return None
+        position, request = self._pending.popleft()
+        self._taken.setdefault(id(request), []).append(position)
+        return request
+
+    def finish(self, request: SampleRequest, generations: list[Generation]) -> None:
+        self.results[self._taken[id(request)].pop(0)] = sorted(generations, key=lambda g: g.sample_idx)
+
+    @property
+    def exhausted(self) -> bool:
+        return not self._pending
+
+
+def failed_generations(
+    request: SampleRequest, offset: int, count: int, kind: str, latency_s: float
+) -> list[Generation]:
+    """Generations with ``error=kind`` for samples ``offset .. offset+count-1`` of a request."""
+    return [
+        Generation(
+            sample_idx=request.first_idx + offset + i,
+            seed=request.seed + offset + i,
+            text=None,
+            latency_s=latency_s,
+            error=kind,
+        )
+        for i in range(count)
+    ]
 
 
 def split_reasoning(

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from tracemill.config import _Model
+from tracemill.form import KindPicker
 from tracemill.prompts import PromptTemplate, templates
 from tracemill.teachers.base import SamplingParams
 
@@ -38,14 +39,60 @@ class VllmTeacherConfig(_Model):
         le=10_000_000,
         description="Tokens per engine step; at least max_model_len without chunked prefill.",
     )
+    enable_prefix_caching: bool = Field(
+        True,
+        description="Reuse the KV cache of shared prompt prefixes: the n samples of a problem and a shared system "
+        "prompt are prefilled once.",
+    )
+    kv_cache_dtype: str = Field(
+        "auto",
+        pattern=r"^(auto|bfloat16|float16|fp8|fp8_e4m3|fp8_e5m2|fp8_inc)$",
+        description="KV-cache dtype: auto (the weights' dtype) or fp8 (about twice the sequences in the same memory, "
+        "slightly different numerics, so it is part of the samples fingerprint).",
+    )
+    speculative_method: str | None = Field(
+        None,
+        pattern=r"^[a-z0-9_]+$",
+        description="Speculative decoding method (ngram, eagle, eagle3, mtp, draft_model…); empty: off. It changes "
+        "which tokens a seed draws, so it is part of the samples fingerprint.",
+    )
+    speculative_model: str | None = Field(
+        None, min_length=1, description="Draft model (or EAGLE head) for speculative decoding; empty for ngram."
+    )
+    num_speculative_tokens: int = Field(
+        4, ge=1, le=64, description="Tokens proposed per step by speculative decoding (when it is on)."
+    )
 
     def identity(self) -> dict[str, Any]:
-        """What changes the samples; engine sizing does not."""
-        return {"kind": self.kind, "model": self.model, "dtype": self.dtype, "max_model_len": self.max_model_len}
+        """What changes the samples; engine sizing and prefix caching do not (keys appear only when they apply,
+        so the fingerprints of existing stores hold)."""
+        identity: dict[str, Any] = {
+            "kind": self.kind,
+            "model": self.model,
+            "dtype": self.dtype,
+            "max_model_len": self.max_model_len,
+        }
+        if self.kv_cache_dtype != "auto":
+            identity["kv_cache_dtype"] = self.kv_cache_dtype
+        if self.speculative_method is not None:
+            identity["speculative"] = self._speculative_config()
+        return identity
 
     def engine_args(self) -> dict[str, Any]:
-        args = self.model_dump(exclude={"kind", "model"})
+        speculative = {"speculative_method", "speculative_model", "num_speculative_tokens"}
+        args = self.model_dump(exclude={"kind", "model", *speculative})
+        if self.speculative_method is not None:
+            args["speculative_config"] = self._speculative_config()
         return {key: value for key, value in args.items() if value is not None}
+
+    def _speculative_config(self) -> dict[str, Any]:
+        config: dict[str, Any] = {
+            "method": self.speculative_method,
+            "num_speculative_tokens": self.num_speculative_tokens,
+        }
+        if self.speculative_model is not None:
+            config["model"] = self.speculative_model
+        return config
 
 
 class EndpointTeacherConfig(_Model):
@@ -58,7 +105,7 @@ class EndpointTeacherConfig(_Model):
     max_retries: int = Field(6, ge=0, le=50, description="Retries of a request on 429, 5xx, timeouts and resets.")
 
 
-TeacherConfig = Annotated[VllmTeacherConfig | EndpointTeacherConfig, Field(discriminator="kind")]
+TeacherConfig = Annotated[VllmTeacherConfig | EndpointTeacherConfig, Field(discriminator="kind"), KindPicker()]
 
 
 class PromptConfig(_Model):
@@ -72,6 +119,10 @@ class PromptConfig(_Model):
 
     def template(self) -> PromptTemplate:
         return PromptTemplate(self.name, self.version, self.text, self.mode, self.system)
+
+
+# Fields of SamplingConfig that decide when and how work is sent and saved, never what it is.
+SCHEDULING = frozenset({"checkpoint_every_problems", "checkpoint_every_s", "shards_at_once"})
 
 
 class SamplingConfig(_Model):
@@ -92,7 +143,23 @@ class SamplingConfig(_Model):
     )
     guided_regex: str | None = Field(None, description="Regular expression every sample must match (vLLM).")
     guided_json: str | None = Field(None, description="JSON schema every sample must match (vLLM), as JSON text.")
-    batch_size: int = Field(64, ge=1, le=100_000, description="Problems per checkpointed sub-batch within a shard.")
+    checkpoint_every_problems: int = Field(
+        64,
+        ge=1,
+        le=1_000_000,
+        description="Checkpoint finished problems every this many (or every checkpoint_every_s): a crash redoes at "
+        "most this window.",
+    )
+    checkpoint_every_s: float = Field(
+        60.0, gt=0.0, le=86_400.0, description="Checkpoint finished problems at least this often, in seconds."
+    )
+    shards_at_once: int = Field(
+        4,
+        ge=1,
+        le=1024,
+        description="Shards of a run whose requests stream into the teacher together (more: a fuller queue, "
+        "more memory).",
+    )
     max_failed_share: float = Field(
         0.05, ge=0.0, le=1.0, description="A shard fails when more than this share of its requests failed for good."
     )
@@ -127,9 +194,9 @@ class SamplingConfig(_Model):
         )
 
     def identity(self, teacher: dict[str, Any]) -> dict[str, Any]:
-        """The part of the config that decides the samples: batch size and failure bound do not."""
+        """The part of the config that decides the samples: checkpointing, concurrency and failure bound do not."""
         return {
-            **self.model_dump(mode="json", exclude={"teacher", "batch_size", "max_failed_share"}),
+            **self.model_dump(mode="json", exclude={"teacher", *SCHEDULING, "max_failed_share"}),
             "templates": {name: t.id for name, t in sorted(self.templates().items())},
             "teacher": teacher,
         }

@@ -16,14 +16,23 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import openai
 
-from tracemill.teachers.base import Generation, Prompt, SampleRequest, SamplingParams
-from tracemill.teachers.ratelimit import RateLimiter
+from tracemill.teachers.base import (
+    BAD_REQUEST,
+    Feed,
+    Generation,
+    ListFeed,
+    Prompt,
+    SampleRequest,
+    SamplingParams,
+    failed_generations,
+)
+from tracemill.teachers.ratelimit import Limiter, RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +43,6 @@ RATE_LIMITED = "rate_limited"
 SERVER_ERROR = "server_error"
 TIMEOUT = "timeout"
 CONNECTION = "connection"
-BAD_REQUEST = "bad_request"
 AUTH = "auth"
 MALFORMED = "malformed"
 
@@ -218,21 +226,6 @@ def generations_from(
     ]
 
 
-def failed_generations(
-    request: SampleRequest, offset: int, count: int, kind: str, latency_s: float
-) -> list[Generation]:
-    return [
-        Generation(
-            sample_idx=request.first_idx + offset + i,
-            seed=request.seed + offset + i,
-            text=None,
-            latency_s=latency_s,
-            error=kind,
-        )
-        for i in range(count)
-    ]
-
-
 def tokens_used(generations: Sequence[Generation]) -> int | None:
     """Prompt plus completion tokens of one response's Generations; None when the server sent no usage."""
     if not generations or any(g.prompt_tokens is None or g.completion_tokens is None for g in generations):
@@ -249,7 +242,9 @@ class EndpointTeacher:
     with ``seed=request.seed`` (vLLM seeds choice ``i`` with ``seed + i``); otherwise each sample is
     its own request with ``n=1`` and seed ``request.seed + i``. ``latency_s`` is the duration of the
     attempt that produced the result (for failures: from the first attempt to giving up). Call
-    ``close()`` when done.
+    ``close()`` when done. ``limiter`` makes the rate limiter on the teacher's loop (the flows pass
+    one kept by the Prefect API when runs share limits); by default the per-minute limits are this
+    process's own token buckets.
     """
 
     def __init__(
@@ -266,6 +261,7 @@ class EndpointTeacher:
         backoff_base_s: float = 1.0,
         backoff_max_s: float = 60.0,
         supports_n: bool = False,
+        limiter: Callable[[], Limiter] | None = None,
     ):
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}")
@@ -282,13 +278,14 @@ class EndpointTeacher:
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
         self.supports_n = supports_n
+        self._make_limiter = limiter or (lambda: RateLimiter(requests_per_minute, tokens_per_minute))
         self._rng = random.Random()
         self._start_lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._client: openai.AsyncOpenAI | None = None
         self._semaphore: asyncio.Semaphore | None = None
-        self._limiter: RateLimiter | None = None
+        self._limiter: Limiter | None = None
 
     def __repr__(self) -> str:
         limits = f"rpm={self.requests_per_minute}, tpm={self.tokens_per_minute}"
@@ -344,7 +341,7 @@ class EndpointTeacher:
                 thread.start()
                 self._loop, self._thread = loop, thread
                 self._semaphore = asyncio.Semaphore(self.max_concurrency)
-                self._limiter = RateLimiter(self.requests_per_minute, self.tokens_per_minute)
+                self._limiter = self._make_limiter()
                 self._client = None
             return self._loop
 
@@ -366,22 +363,66 @@ class EndpointTeacher:
             await self._client.close()
             self._client = None
 
+    def stream(self, feed: Feed, params: SamplingParams) -> None:
+        """Blocking: serve ``feed`` with one sliding window of requests until it is exhausted."""
+        self._check([])
+        future = asyncio.run_coroutine_threadsafe(self._stream(feed, params), self._ensure_loop())
+        try:
+            future.result()
+        except BaseException:
+            future.cancel()
+            raise
+
     async def _generate(self, requests: Sequence[SampleRequest], params: SamplingParams) -> list[list[Generation]]:
-        calls: list[tuple[int, Coroutine[Any, Any, list[Generation]]]] = []
-        for position, request in enumerate(requests):
-            if request.n <= 0:
-                continue
-            if self.supports_n:
-                calls.append((position, self._request(request, params, 0, request.n)))
-            else:
-                calls.extend((position, self._request(request, params, i, 1)) for i in range(request.n))
-        results = await asyncio.gather(*(call for _, call in calls))
-        out: list[list[Generation]] = [[] for _ in requests]
-        for (position, _), generations in zip(calls, results, strict=True):
-            out[position].extend(generations)
-        for generations in out:
-            generations.sort(key=lambda g: g.sample_idx)
-        return out
+        feed = ListFeed(requests)
+        await self._stream(feed, params)
+        return feed.results
+
+    async def _stream(self, feed: Feed, params: SamplingParams) -> None:
+        """Keep ``2 * max_concurrency`` HTTP requests started (the semaphore lets ``max_concurrency`` run),
+        taking the next request from the feed as soon as one finishes, across every caller's batch."""
+        window = 2 * self.max_concurrency
+        calls: dict[asyncio.Task[list[Generation]], SampleRequest] = {}
+        open_requests: dict[int, list[Any]] = {}  # id(request) → [calls left, Generations so far]
+        try:
+            while True:
+                while len(calls) < window and (request := feed.take()) is not None:
+                    self._start(feed, request, params, calls, open_requests)
+                if not calls:
+                    if feed.exhausted:
+                        return
+                    if (request := await asyncio.to_thread(feed.take, 0.2)) is not None:
+                        self._start(feed, request, params, calls, open_requests)
+                    continue
+                done, _ = await asyncio.wait(calls, timeout=0.05, return_when=asyncio.FIRST_COMPLETED)
+                for call in done:
+                    request = calls.pop(call)
+                    state = open_requests[id(request)]
+                    state[0] -= 1
+                    state[1].extend(call.result())
+                    if state[0] == 0:
+                        del open_requests[id(request)]
+                        feed.finish(request, sorted(state[1], key=lambda g: g.sample_idx))
+        finally:
+            for call in calls:
+                call.cancel()
+
+    def _start(
+        self,
+        feed: Feed,
+        request: SampleRequest,
+        params: SamplingParams,
+        calls: dict[asyncio.Task[list[Generation]], SampleRequest],
+        open_requests: dict[int, list[Any]],
+    ) -> None:
+        """Start the HTTP request(s) of one request: one for all its samples with ``supports_n``, else one each."""
+        if request.n <= 0:
+            feed.finish(request, [])
+            return
+        parts = [(0, request.n)] if self.supports_n else [(i, 1) for i in range(request.n)]
+        open_requests[id(request)] = [len(parts), []]
+        for offset, count in parts:
+            calls[asyncio.ensure_future(self._request(request, params, offset, count))] = request
 
     def _body(self, request: SampleRequest, params: SamplingParams, seed: int, count: int) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -418,12 +459,12 @@ class EndpointTeacher:
         attempt = 0
         while True:
             async with self._semaphore:
-                await self._limiter.acquire(estimate)
+                await self._limiter.acquire(1, estimate)
                 generations, failure, detail = await self._attempt(create, body, chat, request, offset, count)
                 if failure is None:
-                    self._limiter.settle(estimate, tokens_used(generations))
+                    await self._limiter.release(estimate, tokens_used(generations))
                 else:  # a timed-out request may have been served and counted; the other failures were not
-                    self._limiter.settle(estimate, estimate if failure.kind == TIMEOUT else 0)
+                    await self._limiter.release(estimate, estimate if failure.kind == TIMEOUT else 0)
             if failure is None:
                 return generations
             first = request.first_idx + offset

@@ -4,6 +4,10 @@ A request reserves from every bucket at once, under one lock, so requests leave 
 asked and no bucket's wait lets another's tokens pile up into a burst. A reservation larger than a
 bucket holds waits for a full bucket and leaves it in debt, so long-run rates still hold; the
 tokens-per-minute reservation is an estimate settled with the actual usage once it is known.
+
+:class:`Limiter` is what the endpoint teacher asks before and after each HTTP request; the token
+buckets here keep one process's limits, and the flows inject one kept by the Prefect API when
+several runs share an API key (``blocks.teacher_endpoint``).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -53,8 +58,18 @@ class TokenBucket:
         self.level = min(self.capacity, self.level + amount)
 
 
+class Limiter(Protocol):
+    """Rate limits around HTTP requests: reserve before sending, settle the token estimate after."""
+
+    async def acquire(self, requests: int, tokens: float) -> None:
+        """Wait until ``requests`` carrying ``tokens`` (an estimate) may be sent, and reserve them."""
+
+    async def release(self, tokens: float, used: float | None) -> None:
+        """The requests are done: settle the ``tokens`` reserved with those ``used`` (None: the estimate stands)."""
+
+
 class RateLimiter:
-    """A request-rate bucket and a token-rate bucket, either optional, reserved together."""
+    """A request-rate bucket and a token-rate bucket, either optional, reserved together (one process's)."""
 
     def __init__(
         self,
@@ -69,10 +84,11 @@ class RateLimiter:
         self._sleep = sleep
         self._lock = asyncio.Lock()
 
-    async def acquire(self, tokens: float) -> None:
-        """Wait until one request carrying ``tokens`` (an estimate) may be sent, and reserve it."""
+    async def acquire(self, requests: int, tokens: float) -> None:
         wants: Sequence[tuple[TokenBucket, float]] = [
-            (bucket, amount) for bucket, amount in ((self.requests, 1.0), (self.tokens, tokens)) if bucket is not None
+            (bucket, amount)
+            for bucket, amount in ((self.requests, requests), (self.tokens, tokens))
+            if bucket is not None
         ]
         if not wants:
             return
@@ -82,7 +98,6 @@ class RateLimiter:
             for bucket, amount in wants:
                 bucket.take(amount)
 
-    def settle(self, estimate: float, actual: float | None) -> None:
-        """Correct a token reservation once the usage is known; ``actual=None`` keeps the estimate."""
-        if self.tokens is not None and actual is not None:
-            self.tokens.give(estimate - actual)
+    async def release(self, tokens: float, used: float | None) -> None:
+        if self.tokens is not None and used is not None:
+            self.tokens.give(tokens - used)

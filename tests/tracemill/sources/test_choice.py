@@ -54,16 +54,20 @@ def test_mmlu_index_becomes_a_letter(write_rows):
 @pytest.mark.parametrize(
     ("row", "message"),
     [
-        ({**MMLU[1], "answer": 4}, r"row 1: field 'answer' is not an option index 0\.\.3: 4"),
-        ({**MMLU[1], "answer": "D"}, r"row 1: field 'answer' is not an option index 0\.\.3: 'D'"),
+        (
+            {**MMLU[1], "answer": 4},
+            r"row 1: field 'answer' is not a letter A-D, an index 0\.\.3 or the text of an option: 4",
+        ),
+        ({**MMLU[1], "answer": "E"}, r"row 1: field 'answer' is not a letter A-D, .*: 'E'"),
         ({**MMLU[1], "choices": ["only"]}, r"row 1: field 'choices' is not a list of 2 to 26 options"),
-        ({k: v for k, v in MMLU[1].items() if k != "question"}, r"row 1: field 'question' is missing"),
+        ({k: v for k, v in MMLU[1].items() if k != "question"}, r"row 1: field 'question' is null"),
     ],
 )
 def test_mmlu_errors_name_dataset_row_and_field(write_rows, row, message):
     path = write_rows("test.jsonl", [MMLU[0], row])
     with pytest.raises(ValueError, match=r"mmlu \(.*test\.jsonl\): " + message):
-        read_mmlu(MmluSource(path=str(path)))
+        read_mmlu(MmluSource(path=str(path), on_bad_row="fail"))
+    assert len(read_mmlu(MmluSource(path=str(path)))) == 1  # by default the row is skipped, and counted
 
 
 def test_mmlu_pro_ten_options_and_fewer(write_rows):
@@ -78,15 +82,21 @@ def test_mmlu_pro_ten_options_and_fewer(write_rows):
 @pytest.mark.parametrize(
     ("row", "message"),
     [
-        ({**MMLU_PRO[2], "answer": "D"}, r"row 1: field 'answer' is not a letter A-C: 'D'"),
-        ({**MMLU_PRO[2], "answer_index": 2}, r"row 1: field 'answer_index' \(2\) disagrees with answer 'B'"),
-        ({**MMLU_PRO[2], "options": [*TEN, "eleven"]}, r"row 1: field 'options' is not a list of 2 to 10 options"),
+        ({**MMLU_PRO[2], "answer": "D"}, r"row 1 \(question_id 72\): answer is not an option letter .*: answer 'D'"),
+        (
+            {**MMLU_PRO[2], "answer_index": 2},
+            r"row 1 \(question_id 72\): answer letter and answer_index disagree .*: answer 'B', answer_index 2",
+        ),
+        (
+            {**MMLU_PRO[2], "options": [*TEN, "eleven"]},
+            r"row 1 \(question_id 72\): field 'options' is not a list of 2 to 10 options",
+        ),
     ],
 )
 def test_mmlu_pro_errors(write_rows, row, message):
     path = write_rows("test.jsonl", [MMLU_PRO[0], row])
     with pytest.raises(ValueError, match=r"mmlu_pro \(.*test\.jsonl\): " + message):
-        read_mmlu_pro(MmluProSource(path=str(path)))
+        read_mmlu_pro(MmluProSource(path=str(path), on_bad_row="fail"))
 
 
 def test_gpqa_shuffle_is_deterministic_and_uniform(write_rows):
@@ -99,7 +109,8 @@ def test_gpqa_shuffle_is_deterministic_and_uniform(write_rows):
         assert sorted(row["choices"]) == sorted(original[k] for k in original if "Answer" in k)
     assert rows[0]["problem_id"] == problem_id("gpqa", "rec0000")
     assert rows[0]["subject"] == "Quantum Mechanics" and rows[0]["split"] == "train"
-    assert json.loads(rows[0]["extra"]) == {"domain": "Physics", "record_id": "rec0000"}
+    extra = json.loads(rows[0]["extra"])
+    assert extra == {"domain": "Physics", "record_id": "rec0000", "option_order": extra["option_order"]}
     # The correct letter is spread evenly over A-D, not always A as in the file.
     counts = Counter(r["answer"] for r in rows)
     assert set(counts) == set("ABCD") and all(70 <= n <= 130 for n in counts.values()), counts
@@ -113,5 +124,6 @@ def test_gpqa_shuffle_is_deterministic_and_uniform(write_rows):
 def test_gpqa_missing_option_names_the_field(write_rows):
     broken = {**gpqa_row(1), "Incorrect Answer 2": None}
     path = write_rows("gpqa.jsonl", [gpqa_row(0), broken])
-    with pytest.raises(ValueError, match=r"gpqa \(.*gpqa\.jsonl\): row 1: field 'Incorrect Answer 2' is missing"):
-        read_gpqa(GpqaSource(path=str(path)))
+    message = r"gpqa \(.*gpqa\.jsonl\): row 1 \(Record ID rec0001\): field 'Incorrect Answer 2' is null"
+    with pytest.raises(ValueError, match=message):
+        read_gpqa(GpqaSource(path=str(path), on_bad_row="fail"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 
 from tracemill.records import PROBLEM, to_table
 from tracemill.sources.clevr import COUNT_ALL_QUESTION, read_counting_problems
+from tracemill.sources.rows import RowReport
 
 
 def obj(size: str, color: str, material: str, shape: str, x: float, y: float) -> dict[str, Any]:
@@ -159,8 +161,9 @@ def test_keeps_only_checked_counting_questions(
     files: tuple[str, str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="tracemill.sources.clevr"):
-        rows = read_counting_problems(*files)
+    report = RowReport()
+    with caplog.at_level(logging.WARNING, logger="tracemill.sources"):
+        rows = read_counting_problems(*files, report=report)
     assert [(r["img_filename"], r["question"], r["answer"]) for r in rows] == [
         (A, COUNT_ALL_QUESTION, "3"),
         (A, "How many red things are there?", "2"),
@@ -168,11 +171,18 @@ def test_keeps_only_checked_counting_questions(
         (B, COUNT_ALL_QUESTION, "2"),
         (B, "How many things are behind the green cylinder?", "1"),
     ]
-    ours = "tracemill.sources.clevr"
-    warnings = [r for r in caplog.records if r.name == ours and r.levelno == logging.WARNING]
-    assert len(warnings) == 1
-    assert "dropped 1 counting question" in warnings[0].getMessage()
-    assert files[1] in warnings[0].getMessage()
+    assert report.skipped == Counter(
+        {
+            "stored answer disagrees with the re-executed program": 1,
+            "no program: the answer cannot be checked (CLEVR's test split)": 1,
+        }
+    )
+    assert report.to_dict()["examples"]["skipped: stored answer disagrees with the re-executed program"] == (
+        f"{files[1]}: question 5"
+    )
+    warnings = [r.getMessage() for r in caplog.records if r.name == "tracemill.sources"]
+    assert len(warnings) == 2 and all(files[1] in w for w in warnings)
+    assert any("skipped 1 row(s): stored answer disagrees" in w for w in warnings)
 
 
 def test_rows_are_complete_problem_records(files: tuple[str, str]) -> None:
@@ -262,15 +272,64 @@ def test_missing_key_names_the_file(tmp_path: Path, which: str, data: Any) -> No
         read_counting_problems(paths["scenes"], paths["questions"])
 
 
-def test_unknown_image_names_the_file_and_question(tmp_path: Path) -> None:
+def test_unknown_image_is_skipped_and_counted_or_fails(tmp_path: Path) -> None:
     scenes = write(tmp_path / "scenes.json", SCENES)
     orphan = question(41, "CLEVR_val_000009.png", "How many things are there?", [SCENE, f("count", [0])], "3")
     questions = write(tmp_path / "questions.json", {"questions": [*QUESTIONS["questions"], orphan]})
-    message = r"questions\.json: question 41: image 'CLEVR_val_000009\.png' is not in"
+    report = RowReport()
+    assert len(read_counting_problems(scenes, questions, report=report)) == 5
+    assert report.skipped["image not in the scenes file"] == 1
+    message = r"questions\.json: question 41: image not in the scenes file: 'CLEVR_val_000009\.png' is not in"
     with pytest.raises(ValueError, match=message):
-        read_counting_problems(scenes, questions)
+        read_counting_problems(scenes, questions, on_bad_row="fail")
+
+
+def test_questions_file_of_another_layout_names_the_missing_field(tmp_path: Path) -> None:
+    scenes = write(tmp_path / "scenes.json", SCENES)
+    # A GQA-style file: the image is `imageId`, not CLEVR's `image_filename`.
+    other = write(tmp_path / "gqa.json", {"questions": [{"imageId": "n123", "question": "How many?", "answer": "2"}]})
+    message = r"gqa\.json: question 0: not a CLEVR question: field 'image_filename' \(or 'image_index'\) is missing"
+    with pytest.raises(ValueError, match=message + r"; its fields: answer, imageId, question"):
+        read_counting_problems(scenes, other)
+
+
+def test_image_index_stands_for_a_missing_filename(tmp_path: Path) -> None:
+    scenes = write(tmp_path / "scenes.json", SCENES)
+    by_index = question(0, A, "How many red things are there?", RED_COUNT, "2")
+    del by_index["image_filename"]
+    rows = read_counting_problems(scenes, write(tmp_path / "q.json", {"questions": [by_index]}), count_all=False)
+    assert [(r["img_filename"], r["answer"]) for r in rows] == [(A, "2")]
+
+
+def test_several_questions_files_and_no_count_all(tmp_path: Path) -> None:
+    # CLOSURE ships one questions file per family, each numbering its questions from 0.
+    scenes = write(tmp_path / "scenes.json", SCENES)
+    first = write(
+        tmp_path / "and_mat_spa_val.json", {"questions": [question(0, A, "How many red things?", RED_COUNT, "2")]}
+    )
+    family = [
+        question(0, A, "How many cubes?", CUBE_COUNT, "2"),
+        question(1, B, "How many?", [SCENE, f("count", [0])], "2"),
+    ]
+    second = write(tmp_path / "or_mat_val.json", {"questions": family})
+    rows = read_counting_problems(scenes, [first, second], count_all=False)
+    assert [(r["img_filename"], r["question"]) for r in rows] == [
+        (A, "How many red things?"),
+        (A, "How many cubes?"),
+        (B, "How many?"),
+    ]
+    assert len({r["problem_id"] for r in rows}) == 3  # question 0 of each file is its own problem
+    with_count_all = read_counting_problems(scenes, [first, second])
+    assert [r["question"] for r in with_count_all].count(COUNT_ALL_QUESTION) == 2
 
 
 def test_missing_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         read_counting_problems(str(tmp_path / "nope.json"), str(tmp_path / "nope2.json"))
+
+
+def test_empty_file_names_the_file(tmp_path: Path) -> None:
+    scenes = tmp_path / "scenes.json"
+    scenes.write_text("")
+    with pytest.raises(ValueError, match=f"^{scenes}: the file is empty$"):
+        read_counting_problems(str(scenes), write(tmp_path / "questions.json", QUESTIONS))

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from tracemill.config import FileFields, FileSource
 from tracemill.records import PROBLEM, problem_id, to_table
 from tracemill.sources.files import read_files
+from tracemill.sources.rows import RowReport
 
 ROWS = [
     {"id": "q-1", "prompt": "What is 6 * 7?", "gold": "42", "topic": "arithmetic", "grade": 1, "origin": "made-up"},
@@ -83,17 +84,25 @@ def test_a_list_column_in_csv_is_json(write_rows):
     assert read_files(source)[0]["answer"] == "B"
 
 
+def test_a_one_letter_option_text_is_read_as_text_before_a_letter(write_rows):
+    """A GPQA-like row whose options are letters: the gold "c" is the text of option A, not letter C."""
+    rows = [{"question": "Which letter comes first?", "choices": ["c", "a", "b", "d"], "answer": "c"}]
+    path = write_rows("letters.jsonl", rows)
+    source = FileSource(path=str(path), name="quiz", answer_type="choice", fields=FileFields(choices=["choices"]))
+    assert read_files(source)[0]["answer"] == "A"
+
+
 @pytest.mark.parametrize(
     ("answer_type", "fields", "good", "bad", "message"),
     [
-        ("integer", FileFields(), {"answer": "4"}, {"answer": "4.5"}, r"field 'answer' is not an integer: '4\.5'"),
+        ("integer", FileFields(), {"answer": "4"}, {"answer": "4.5"}, r"field 'answer' is not an integer: '4\.5'$"),
         ("number", FileFields(), {"answer": "4.5"}, {"answer": "four"}, r"field 'answer' is not a number: 'four'"),
         (
             "math",
             FileFields(),
             {"answer": "x"},
             {"answer": None},
-            r"field 'answer' is missing \(the row has: question\)",
+            r"field 'answer' is null",
         ),
         (
             "choice",
@@ -106,9 +115,12 @@ def test_a_list_column_in_csv_is_json(write_rows):
 )
 def test_errors_name_the_file_row_and_field(write_rows, answer_type, fields, good, bad, message):
     path = write_rows("mine.jsonl", [{"question": "fine", **good}, {"question": "bad", **bad}])
-    source = FileSource(path=str(path), name="mine", answer_type=answer_type, fields=fields)
+    source = FileSource(path=str(path), name="mine", answer_type=answer_type, fields=fields, on_bad_row="fail")
     with pytest.raises(ValueError, match=r"mine \(.*mine\.jsonl\): row 1: " + message):
         read_files(source)
+    report = RowReport()  # by default the row is skipped, and counted under its reason
+    assert len(read_files(source.model_copy(update={"on_bad_row": "repair"}), report=report)) == 1
+    assert sum(report.skipped.values()) == 1
 
 
 def test_a_mapped_column_the_file_lacks(write_rows):
@@ -133,3 +145,40 @@ def test_unknown_extension_needs_a_format(write_rows, tmp_path):
     with pytest.raises(ValueError, match=r"mine \(.*rows\.txt\): .*not a folder, and its format is not one of"):
         read_files(FileSource(path=str(path), name="mine"))
     assert read_files(FileSource(path=str(path), name="mine", format="json"))[0]["answer"] == "1"
+
+
+GOOD_LINE = json.dumps({"question": "1 + 1?", "answer": "2"}) + "\n"
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("empty.jsonl", "", r"the file is empty: no rows"),
+        ("blank.jsonl", "\n  \n", r"the file is empty: no rows"),
+        ("empty.csv", "", r"the file is empty: no header and no rows"),
+        ("header.csv", "question,answer\n", r"the file has a header but no rows"),
+        ("bad.jsonl", GOOD_LINE + '{"question": "2 + 2?" "answer": "4"}\n' + GOOD_LINE,
+         r"line 2: not valid JSON \(Expecting ',' delimiter at column 23\)"),
+        ("list.jsonl", GOOD_LINE + "[1, 2]\n", r"line 2: a row must be a JSON object, not list"),
+        ("bad.json", '[\n  {"question": "1 + 1?", "answer": "2"},\n  {"question": "2 + 2?", "answer": }\n]\n',
+         r"line 3: not valid JSON \(Expecting value at column 36\)"),
+        ("fields.csv", "question,answer\n1 + 1?,2\n2 + 2?,4,extra\n",
+         r"line 3: 3 fields, but the header \(line 1\) names 2"),
+        ("latin1.jsonl", GOOD_LINE + '{"question": "caf\xe9?", "answer": "4"}\n', r"line 2: not UTF-8 text"),
+    ],
+)  # fmt: skip
+def test_data_errors_name_the_file_and_the_line(tmp_path, name, content, message, streaming):
+    path = tmp_path / name
+    path.write_bytes(content.encode("latin-1"))
+    source = FileSource(path=str(path), name="mine", answer_type="integer", streaming=streaming)
+    with pytest.raises(ValueError, match=rf"^mine \({path}\): {message}"):
+        read_files(source)
+
+
+def test_a_data_error_in_a_glob_names_the_file(tmp_path):
+    (tmp_path / "part-0.jsonl").write_text(GOOD_LINE)
+    (tmp_path / "part-1.jsonl").write_text(GOOD_LINE + GOOD_LINE + "{oops\n")
+    source = FileSource(path=str(tmp_path / "part-*.jsonl"), name="mine", answer_type="integer")
+    with pytest.raises(ValueError, match=rf"mine \(.*part-\*\.jsonl\): {tmp_path / 'part-1.jsonl'}: line 3: not valid"):
+        read_files(source)

@@ -55,13 +55,13 @@ def test_a_hub_snapshot_folder_with_configs(write_rows, tmp_path):
 @pytest.mark.parametrize(
     ("answer", "message"),
     [
-        ("12 + 3 = 15", r"row 1: field 'answer' has no final '#### N' line"),
+        ("12 + 3 = 15", r"row 1: field 'answer' has no final '#### N' line and is not a number"),
         ("#### 15\nThe answer is fifteen.", r"row 1: field 'answer' has no final '#### N' line"),
-        ("So:\n#### fifteen", r"row 1: field 'answer': final line '#### fifteen' is not '#### N' with a number N"),
-        ("So:\n####", r"row 1: field 'answer': final line '####' is not"),
+        ("So:\n#### fifteen", r"row 1: field 'answer': final line is not '#### N' with a number N: '#### fifteen'"),
+        ("So:\n####", r"row 1: field 'answer': final line is not '#### N' with a number N: '####'"),
     ],
 )
 def test_malformed_answers_name_dataset_row_and_field(write_rows, answer, message):
     path = write_rows("test.jsonl", [ROWS[0], {"question": "Q?", "answer": answer}])
     with pytest.raises(ValueError, match=r"gsm8k \(.*test\.jsonl\): " + message):
-        read_gsm8k(Gsm8kSource(path=str(path)))
+        read_gsm8k(Gsm8kSource(path=str(path), on_bad_row="fail"))

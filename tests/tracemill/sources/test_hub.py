@@ -1,13 +1,15 @@
-"""What every dataset source shares: local copy or Hub name, max_rows, seeded subsample, streaming, dedup."""
+"""What every dataset source shares: local copy or Hub name, max_rows, seeded max_problems, streaming, dedup."""
 
 from __future__ import annotations
 
 import pytest
 
+from tracemill import problems
 from tracemill.config import Gsm8kSource, Math500Source
 from tracemill.records import problem_id
 from tracemill.sources import hub
 from tracemill.sources.gsm8k import read_gsm8k
+from tracemill.store import Store
 
 ROWS = [
     {"question": f"What is {i} + {i}?", "answer": f"{i} + {i} = {2 * i}\n#### {2 * i:,}"} for i in range(0, 1000, 10)
@@ -29,22 +31,28 @@ def test_formats_and_hub_names(tmp_path):
         assert not hub.is_hub_name(local), local
 
 
-def test_max_rows_and_seeded_subsample(write_rows):
+def test_max_rows_and_seeded_max_problems(write_rows, tmp_path):
     path = str(write_rows("gsm8k.jsonl", ROWS))
     everything = read_gsm8k(Gsm8kSource(path=path))
     assert len(everything) == 100
     assert read_gsm8k(Gsm8kSource(path=path, max_rows=7)) == everything[:7]
 
-    sample = read_gsm8k(Gsm8kSource(path=path, sample_size=10, sample_seed=3))
-    assert len(sample) == 10 and sample == read_gsm8k(Gsm8kSource(path=path, sample_size=10, sample_seed=3))
-    positions = [everything.index(row) for row in sample]
+    # max_problems is a seeded sample the problems stage takes of whatever the source read.
+    store = Store(str(tmp_path / "store"))
+
+    def ids(**options):
+        return problems.build_shard(Gsm8kSource(path=path, **options), 0, store).column("problem_id").to_pylist()
+
+    every_id = [r["problem_id"] for r in everything]
+    sample = ids(max_problems=10, sample_seed=3)
+    assert len(sample) == 10 and sample == ids(max_problems=10, sample_seed=3)
+    positions = [every_id.index(pid) for pid in sample]
     assert positions == sorted(positions) and positions != list(range(10))  # source order, not the head
-    other = read_gsm8k(Gsm8kSource(path=path, sample_size=10, sample_seed=4))
-    assert {r["problem_id"] for r in other} != {r["problem_id"] for r in sample}
-    # A subsample of the first max_rows; one larger than the rows keeps them all.
-    head = read_gsm8k(Gsm8kSource(path=path, max_rows=20, sample_size=5))
-    assert len(head) == 5 and all(everything.index(row) < 20 for row in head)
-    assert read_gsm8k(Gsm8kSource(path=path, sample_size=500)) == everything
+    assert set(ids(max_problems=10, sample_seed=4)) != set(sample)
+    # A sample of the first max_rows; one larger than the rows keeps them all.
+    head = ids(max_rows=20, max_problems=5)
+    assert len(head) == 5 and all(every_id.index(pid) < 20 for pid in head)
+    assert ids(max_problems=500) == every_id
 
 
 def test_streaming_reads_the_same_rows(write_rows):
@@ -104,3 +112,19 @@ def test_a_hub_name_goes_to_the_hub_with_config_revision_split_streaming(monkeyp
 def test_missing_local_copy_names_the_source(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"gsm8k \(.*nope\.jsonl\)"):
         read_gsm8k(Gsm8kSource(path=str(tmp_path / "nope.jsonl")))
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("test.jsonl", "", "the file is empty: no rows"),
+        ("test.jsonl", '{"question": "Q?", "answer": "#### 4"}\n{"question": "Q2?", "answer": "#### 5"\n',
+         r"line 2: not valid JSON \(Expecting ',' delimiter at column 39\)"),
+        ("test.csv", "", "the file is empty: no header and no rows"),
+    ],
+)  # fmt: skip
+def test_a_broken_local_copy_names_the_file_and_the_line(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(ValueError, match=rf"^gsm8k \({path}\): {message}$"):
+        read_gsm8k(Gsm8kSource(path=str(path)))

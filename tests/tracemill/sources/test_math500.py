@@ -53,5 +53,6 @@ def test_a_snapshot_folder_reads_like_the_file_and_ids_are_stable(write_rows):
 
 def test_missing_field_names_dataset_row_and_field(write_rows):
     path = write_rows("test.jsonl", [ROWS[0], {k: v for k, v in ROWS[1].items() if k != "answer"}])
-    with pytest.raises(ValueError, match=r"math500 \(.*test\.jsonl\): row 1: field 'answer' is missing"):
-        read_math500(Math500Source(path=str(path)))
+    message = r"math500 \(.*test\.jsonl\): row 1 \(unique_id .*\): field 'answer' is null"
+    with pytest.raises(ValueError, match=message):
+        read_math500(Math500Source(path=str(path), on_bad_row="fail"))

@@ -58,5 +58,5 @@ def test_problem_types_and_max_rows(write_rows):
     broken = [*ROWS[:2], ROWS[4], {"problem": "no answer", "problem_type": "has_answer_extracted"}]
     path = str(write_rows("broken.jsonl", broken))
     assert len(read_openmathreasoning(OpenMathReasoningSource(path=path, max_rows=2))) == 2
-    with pytest.raises(ValueError, match=r"openmathreasoning \(.*\): row 3: field 'expected_answer' is missing"):
-        read_openmathreasoning(OpenMathReasoningSource(path=path, max_rows=3))
+    with pytest.raises(ValueError, match=r"openmathreasoning \(.*\): row 3: field 'expected_answer' is null"):
+        read_openmathreasoning(OpenMathReasoningSource(path=path, max_rows=3, on_bad_row="fail"))

@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.fake_openai import FakeOpenAI, Received, Reply, echo, prompt_of
+from tests.fake_openai import FakeOpenAI, Received, Reply, echo, prompt_of, worst_excess
 from tracemill.prompts import PromptTemplate
-from tracemill.sampling import SamplingFailedError, request_seed, sample_shard
+from tracemill.sampling import Sampler, SamplingFailedError, request_seed
 from tracemill.store import Store
 from tracemill.teachers.base import SampleRequest, SamplingParams
 from tracemill.teachers.endpoint import EndpointTeacher, parse_retry_after
@@ -150,22 +150,12 @@ def test_concurrency_stays_within_the_bound(server, make_teacher):
 
 
 def _worst_excess(received: list[Received], amount: Callable[[Received], float], per_minute: float) -> float:
-    """The most that any window between two arrivals carried beyond ``rate * window + burst``.
+    """The most any window carried beyond the rate and the limiter's burst (a full bucket).
 
-    ``burst`` is the limiter's own allowance (a full bucket). Windows are measured on the server's
-    arrival times, so requests reserved just before a window and delivered inside it count there:
-    callers allow two requests of slack for that (0.2 s in transit at their rates). Without the
+    Callers allow two requests of slack for requests in transit (0.2 s at their rates). Without the
     limit, or with twice its burst, the excess would be ten requests or more.
     """
-    arrivals = sorted((r.start, amount(r)) for r in received)
-    rate, burst = per_minute / 60.0, TokenBucket(per_minute).capacity
-    worst = float("-inf")
-    for i, (start, _) in enumerate(arrivals):
-        carried = 0.0
-        for end, value in arrivals[i:]:
-            carried += value
-            worst = max(worst, carried - (rate * (end - start) + burst))
-    return worst
+    return worst_excess(received, amount, per_minute, TokenBucket(per_minute).capacity)
 
 
 def test_requests_per_minute_hold_over_every_window(server, make_teacher):
@@ -255,10 +245,10 @@ def test_no_sample_is_lost_or_duplicated_under_mixed_faults(server, make_teacher
 
     server.set_fault(fault)
     teacher = make_teacher(timeout_s=0.5, max_retries=4, max_concurrency=8)
-    table, stats = _sample(problem_table(24), teacher, tmp_path, n=3, batch_size=5)
+    table, stats = _sample(problem_table(24), teacher, tmp_path, n=3, every=5)
     rows = table.to_pylist()
     assert [(r["problem_id"], r["sample_idx"]) for r in rows] == [(f"p{i}", j) for i in range(24) for j in range(3)]
-    assert stats.failed == 0 and stats.generated_batches == 5
+    assert stats.failed == 0 and stats.generated_problems == 24
     for row in rows:
         assert row["seed"] == request_seed(0, row["problem_id"]) + row["sample_idx"]
         assert row["response"] == echo(_question(row["problem_id"]), row["seed"], 0)
@@ -284,18 +274,21 @@ def test_a_shard_fails_past_the_failed_share_and_the_rerun_asks_only_for_failed_
     problems = problem_table(10)
     broken = {_question(f"p{i}") for i in (1, 6)}  # 2 problems x 2 samples of 20: 20% failed
     server.set_fault(lambda body, attempt: Reply(status=400) if prompt_of(body) in broken else None)
-    checkpoints = Store(str(tmp_path)).dataset("samples", "fp", "sample").checkpoints(0, "b4")
-    with pytest.raises(SamplingFailedError, match="4 of 20 samples failed .bad_request: 4."):
-        _sample(problems, make_teacher(), tmp_path, n=2, batch_size=4, max_failed_share=0.1)
-    assert checkpoints.shard_indices() == [0, 1, 2]
+    checkpoints = Store(str(tmp_path)).dataset("samples", "fp", "sample").checkpoints(0, "stream")
+    with pytest.raises(SamplingFailedError, match="4 of 20 samples of shard 0 failed .bad_request: 4."):
+        _sample(problems, make_teacher(), tmp_path, n=2, every=4, max_failed_share=0.1)
+    saved = [r for part in checkpoints.shard_indices() for r in checkpoints.read_shard(part).to_pylist()]
+    assert sorted((r["problem_id"], r["sample_idx"]) for r in saved) == sorted(
+        (f"p{i}", j) for i in range(10) for j in range(2)
+    )  # the failing shard checkpoints everything it finished before raising
 
     server.set_fault(None)
     server.reset()
-    table, stats = _sample(problems, make_teacher(), tmp_path, n=2, batch_size=4, max_failed_share=0.1)
+    table, stats = _sample(problems, make_teacher(), tmp_path, n=2, every=4, max_failed_share=0.1)
     asked = sorted((prompt_of(r.body), r.body["seed"], r.body["n"]) for r in server.received)
     failed = [f"p{i}" for i in (1, 6)]
     assert asked == sorted((_question(pid), request_seed(0, pid) + j, 1) for pid in failed for j in (0, 1))
-    assert (stats.resumed_batches, stats.generated_batches, stats.failed, stats.rows) == (3, 0, 0, 20)
+    assert (stats.resumed_problems, stats.generated_problems, stats.failed, stats.rows) == (8, 2, 0, 20)
     assert table.column("error").null_count == 20
 
 
@@ -311,16 +304,18 @@ def _question(problem_id: str) -> str:
     return f"How many {problem_id[1:]}?"  # conftest's problem_table
 
 
-def _sample(problems, teacher, tmp_path, *, n, batch_size=64, max_failed_share=0.0):
-    checkpoints = Store(str(tmp_path)).dataset("samples", "fp", "sample").checkpoints(0, f"b{batch_size}")
-    return sample_shard(
-        problems,
+def _sample(problems, teacher, tmp_path, *, n, every=64, max_failed_share=0.0):
+    """Sample shard 0 through a Sampler; returns the written shard and its statistics."""
+    dataset = Store(str(tmp_path)).dataset("samples", "fp", "sample")
+    params = SamplingParams(n=n, temperature=1.0, max_tokens=64)
+    with Sampler(
         teacher,
-        SamplingParams(n=n, temperature=1.0, max_tokens=64),
+        params,
         templates={"plain": PLAIN},
         prompt="plain",
         base_seed=0,
-        batch_size=batch_size,
-        checkpoints=checkpoints,
         max_failed_share=max_failed_share,
-    )
+        checkpoint_every_problems=every,
+    ) as sampler:
+        stats = sampler.sample_shard(0, problems, dataset)
+    return dataset.read_shard(0), stats

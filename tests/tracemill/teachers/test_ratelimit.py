@@ -36,7 +36,7 @@ def test_requests_are_spaced_by_the_rate_after_the_burst():
 
     async def run() -> None:
         for _ in range(10):
-            await limiter.acquire(0)
+            await limiter.acquire(1, 0)
             sent.append(clock.now)
 
     asyncio.run(run())
@@ -53,7 +53,7 @@ def test_a_reservation_larger_than_the_bucket_waits_for_it_full_and_leaves_debt(
     async def run() -> list[float]:
         times = []
         for amount in (5, 1, 1):
-            await limiter.acquire(amount)
+            await limiter.acquire(1, amount)
             times.append(clock.now)
         return times
 
@@ -61,19 +61,19 @@ def test_a_reservation_larger_than_the_bucket_waits_for_it_full_and_leaves_debt(
     assert asyncio.run(run()) == pytest.approx([0.0, 5.0, 6.0])
 
 
-def test_settling_returns_what_was_not_used_and_charges_what_was():
+def test_releasing_returns_what_was_not_used_and_charges_what_was():
     clock = FakeClock()
     bucket_limiter = _limiter(clock, tpm=600)  # 10 a second, bucket of 10
-    asyncio.run(bucket_limiter.acquire(10))
+    asyncio.run(bucket_limiter.acquire(1, 10))
     assert bucket_limiter.tokens is not None
     assert bucket_limiter.tokens.level == pytest.approx(0)
-    bucket_limiter.settle(10, 4)
+    asyncio.run(bucket_limiter.release(10, 4))
     assert bucket_limiter.tokens.level == pytest.approx(6)
-    bucket_limiter.settle(2, 12)  # used more than estimated
+    asyncio.run(bucket_limiter.release(2, 12))  # used more than estimated
     assert bucket_limiter.tokens.level == pytest.approx(-4)
-    bucket_limiter.settle(10, None)  # no usage reported: the estimate stands
+    asyncio.run(bucket_limiter.release(10, None))  # no usage reported: the estimate stands
     assert bucket_limiter.tokens.level == pytest.approx(-4)
-    bucket_limiter.settle(100, 0)
+    asyncio.run(bucket_limiter.release(100, 0))
     assert bucket_limiter.tokens.level == pytest.approx(10)  # never above the bucket
 
 
@@ -83,7 +83,7 @@ def test_both_limits_are_reserved_together_in_arrival_order():
     order: list[tuple[int, float]] = []
 
     async def one(i: int, tokens: float) -> None:
-        await limiter.acquire(tokens)
+        await limiter.acquire(1, tokens)
         order.append((i, clock.now))
 
     async def run() -> None:
@@ -98,7 +98,7 @@ def test_both_limits_are_reserved_together_in_arrival_order():
 def test_no_limits_never_wait():
     clock = FakeClock()
     limiter = _limiter(clock)
-    asyncio.run(limiter.acquire(1e9))
+    asyncio.run(limiter.acquire(1, 1e9))
     assert clock.sleeps == []
 
 

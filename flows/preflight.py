@@ -1,0 +1,79 @@
+"""Preflight of a build and of each stage flow: the library's checks, with what blocks name resolved.
+
+A teacher is checked only where its stage still has work, so a rerun of a finished build whose
+sampling server is gone (or whose model folder was cleared) still reaches the stages it changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from blocks.object_store import open_store
+from blocks.teacher_endpoint import TeacherEndpoint
+from tracemill import judging, preflight, problems, sampling
+from tracemill.build import BuildConfig
+from tracemill.config import StoreConfig
+from tracemill.teachers.config import TeacherConfig, VllmTeacherConfig
+
+
+def check_build(config: BuildConfig, force: bool = False) -> None:
+    """Before the problems stage: the store, and each teacher this process runs for a stage with work left.
+
+    Any failure stops the build here, an unreachable store or server too: the user is there to see it.
+    With ``sampling_on: gpu_pool`` the model lives on the GPU workers: their sampling runs check it.
+    """
+    sampling_here = config.orchestration.sampling_on == "in_process"
+    judge = config.judge.teacher if config.judge.uses_llm else None
+    done = set() if force or not (sampling_here or judge) else _finished(config)
+    teachers = {}
+    if sampling_here and "sampling" not in done:
+        teachers["sampling teacher"] = config.sampling.teacher
+    if judge is not None and "judging" not in done:
+        teachers["judge teacher"] = judge
+    preflight.raise_problems(_problems(config.store, teachers))
+
+
+def check_stage(store: StoreConfig, teachers: Mapping[str, TeacherConfig] | None = None) -> None:
+    """At a stage flow's entry: what no retry can fix stops it; an outage is left to its tasks' retries."""
+    preflight.raise_problems(_problems(store, teachers or {}), transient_ok=True)
+
+
+def _problems(store: StoreConfig, teachers: Mapping[str, TeacherConfig]) -> list[preflight.Problem | None]:
+    """The store can be written with its block's credentials, and each teacher's model or endpoint is there."""
+    label = f"store {store.url}" + (f" (ObjectStore block {store.block!r})" if store.block else "")
+    try:
+        found = [preflight.check_store(open_store(store), label)]
+    except ValueError as exc:  # the block is not there
+        found = [preflight.Problem(f"{label}: {exc}")]
+    return found + [_teacher_problem(name, teacher) for name, teacher in teachers.items()]
+
+
+def _teacher_problem(name: str, teacher: TeacherConfig) -> preflight.Problem | None:
+    if isinstance(teacher, VllmTeacherConfig):
+        return preflight.check_model(teacher.model, f"{name} model")
+    label = f"{name} (TeacherEndpoint block {teacher.block!r})"
+    try:
+        block = TeacherEndpoint.load(teacher.block)
+    except ValueError as exc:  # the block is not there
+        return preflight.Problem(f"{label}: {exc}")
+    key = block.api_key.get_secret_value() if block.api_key else None
+    return preflight.check_endpoint(block.base_url, block.model, key, label)
+
+
+def _finished(config: BuildConfig) -> set[str]:
+    """The teacher stages ("sampling", "judging") whose datasets are complete and intact already."""
+    # Imported here: the sampling and judging flows call check_stage at their entry.
+    from flows.judging import stage_fingerprints
+    from flows.sampling import samples_fingerprint
+
+    try:
+        store = open_store(config.store)
+        problems_fp = problems.stage_fingerprint(config.source, store)
+        samples = store.dataset(sampling.STAGE, samples_fingerprint(config.sampling, problems_fp), "sample")
+        if not samples.is_current():
+            return set()
+        fps = stage_fingerprints(config.judge, config.relabel, problems_fp, samples.fingerprint)
+        judged = all(store.dataset(s, fps[s], "verdict").is_current() for s in (judging.VERDICTS, judging.REJUDGED))
+    except Exception:  # a store, block or source that fails here fails the checks or the stage that follows
+        return set()
+    return {"sampling", "judging"} if judged else {"sampling"}

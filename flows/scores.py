@@ -1,0 +1,106 @@
+"""The scores flow: every verifier scores every re-judged sample, one cached task per shard.
+
+Reward models load on vLLM's pooling runner and LM judges through the teacher interface, each once
+per flow run and only if some shard has to be scored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_table_artifact
+
+from blocks.object_store import open_store
+from blocks.store_results import result_storage
+from flows.preflight import check_stage
+from flows.sampling import build_teacher, teacher_identity
+from tasks.scores import score_shard
+from tracemill.config import StoreConfig
+from tracemill.scoring import scores, worth
+from tracemill.scoring.config import LmJudgeVerifier, ScoresConfig, VerifierConfig
+from tracemill.store import fingerprint
+
+
+def verifier_identity(verifier: VerifierConfig) -> dict[str, Any]:
+    """What decides a verifier's scores; an endpoint judge is named by its block's URL and model."""
+    if isinstance(verifier, LmJudgeVerifier):
+        return verifier.identity(teacher_identity(verifier.teacher))
+    return verifier.identity()
+
+
+def scores_fingerprint(config: ScoresConfig, relabel: str, rejudged: str) -> str:
+    identity = {"verifiers": [verifier_identity(v) for v in config.verifiers]}
+    return fingerprint(scores.STAGE, identity, scores.CODE_VERSION, [relabel, rejudged])
+
+
+@flow(name="score-samples")
+def score_samples(
+    relabel: str,
+    rejudged: str,
+    scores_config: ScoresConfig,
+    store: StoreConfig = StoreConfig(),  # noqa: B008 - pydantic defaults render in the UI form
+    force: bool = False,
+) -> str:
+    """Score the re-judged samples ``rejudged`` (shard-aligned with the relabel dataset ``relabel``); returns the
+    scores dataset's URI, whose manifest is written once every shard exists."""
+    judges = {f"verifier {v.name}": v.teacher for v in scores_config.verifiers if isinstance(v, LmJudgeVerifier)}
+    check_stage(store, judges)
+    where = open_store(store)
+    problems = where.dataset("relabel", relabel, "relabel")
+    verdicts = where.dataset("rejudged", rejudged, "verdict")
+    total = len(verdicts.manifest()["shards"])
+    dataset = where.dataset(scores.STAGE, scores_fingerprint(scores_config, relabel, rejudged), "score")
+    get_run_logger().info(
+        "scoring %s with %d verifier(s) into %s", verdicts.uri, len(scores_config.verifiers), dataset.uri
+    )
+    task = score_shard.with_options(result_storage=result_storage(store), refresh_cache=force or None)
+    with _scorers() as scorers:
+        for shard in range(total):
+            task(problems, verdicts, dataset, shard, scores_config.verifiers, scorers, force)
+    if force or not dataset.is_current():
+        table = worth.worth_table(
+            problems.read(["problem_id", "answer_trust"]),
+            verdicts.read(["problem_id", "sample_idx", "extracted", "correct"]),
+            dataset.read_shards(total),
+        )
+        dataset.commit(
+            total,
+            config=scores_config,
+            code_version=scores.CODE_VERSION,
+            inputs=[relabel, rejudged],
+            metadata={"worth": table},
+        )
+    create_table_artifact(
+        key="verifier-worth",
+        table=worth.display_rows(dataset.manifest()["metadata"]["worth"]),
+        description="What each verifier is worth on problems with a gold: AUROC, best-of-n vs majority vote vs the "
+        "first sample, and how often it picks a correct sample when there is one",
+    )
+    return dataset.uri
+
+
+@contextlib.contextmanager
+def _scorers() -> Iterator[Callable[[VerifierConfig], Any]]:
+    """Each verifier's engine or judge, built on first use (one per flow run) and closed on leaving."""
+    built: dict[str, Any] = {}
+
+    def get(verifier: VerifierConfig) -> Any:
+        if verifier.name not in built:
+            if isinstance(verifier, LmJudgeVerifier):
+                built[verifier.name] = build_teacher(verifier.teacher)
+            else:
+                from tracemill.scoring.pooling import PoolingScorer
+
+                built[verifier.name] = PoolingScorer(verifier)
+        return built[verifier.name]
+
+    try:
+        yield get
+    finally:
+        for scorer in built.values():
+            close = getattr(scorer, "close", None)
+            if close:
+                close()
