@@ -41,6 +41,12 @@ class TeacherEndpoint(Block):
     max_concurrency: int = Field(16, ge=1, le=4096, description="Requests in flight at once (per run).")
     requests_per_minute: float | None = Field(None, gt=0, description="Request rate limit; empty: none.")
     tokens_per_minute: float | None = Field(None, gt=0, description="Token rate limit (prompt + completion).")
+    input_price_per_million: float | None = Field(
+        None, ge=0, description="Price of a million prompt tokens, for `tracemill plan`'s cost; empty: unknown."
+    )
+    output_price_per_million: float | None = Field(
+        None, ge=0, description="Price of a million completion tokens, for `tracemill plan`'s cost; empty: unknown."
+    )
     shared_limits: bool = Field(
         False,
         description="Share the rate limits among all runs using this block, through Prefect global concurrency "

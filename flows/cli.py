@@ -2,6 +2,7 @@
 
     tracemill run CONFIG.yaml [--set dotted.key=value …] [--force]
     tracemill verify CONFIG.yaml [--set dotted.key=value …] [--repair]
+    tracemill plan CONFIG.yaml [--set dotted.key=value …]
     tracemill demo [--force]
 
 Without ``PREFECT_API_URL`` a build runs on a temporary local Prefect API; with it, the runs show in
@@ -108,6 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     verify_parser.add_argument("config", help="build config (YAML) of the build to check")
     verify_parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     verify_parser.add_argument("--repair", action="store_true", help="delete damaged files and rebuild exactly those")
+    plan_parser = commands.add_parser("plan", help="print the build's calls, tokens and cost per stage; runs nothing")
+    plan_parser.add_argument("config", help="build config (YAML) to plan")
+    plan_parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+
     demo_parser = commands.add_parser("demo", help="run the offline demo build (tiny local model, CPU)")
     demo_parser.add_argument("--force", action="store_true", help="recompute every shard of every stage")
     args = parser.parse_args(argv)
@@ -117,6 +122,10 @@ def main(argv: list[str] | None = None) -> int:
         nonlocal status
         if args.command == "demo":
             demo(args.force)
+        elif args.command == "plan":
+            from flows.plan import build_plan, print_plan
+
+            print_plan(build_plan(load_build_config(args.config, args.overrides)))
         elif args.command == "verify":
             from flows.verify import verify
 

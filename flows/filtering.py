@@ -27,6 +27,7 @@ from tracemill.card import markdown_table
 from tracemill.config import StoreConfig
 from tracemill.export import ExportConfig
 from tracemill.filters import FilterConfig
+from tracemill.scoring import worth
 from tracemill.store import Dataset, fingerprint
 
 FUNNEL_FILE = "funnel.json"
@@ -96,6 +97,8 @@ def filter_and_export(
 
     out = export.export_dir(where, fp, export_config, scores)
     scored = None if scores is None else where.dataset(SCORES_STAGE, scores, "score")
+    if scored is not None:  # the card shows what the verifiers are worth
+        build_info = {**(build_info or {}), "verifiers": worth.display_rows(scored.manifest()["metadata"]["worth"])}
     export_task = export_shard.with_options(result_storage=storage, refresh_cache=force or None)
     exports = export_task.map(
         unmapped(kept), unmapped(rejected), unmapped(out), range(num_shards), unmapped(export_config), unmapped(force),

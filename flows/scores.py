@@ -10,6 +10,7 @@ import contextlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import pyarrow as pa
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
@@ -64,7 +65,7 @@ def score_samples(
         table = worth.worth_table(
             problems.read(["problem_id", "answer_trust"]),
             verdicts.read(["problem_id", "sample_idx", "extracted", "correct"]),
-            dataset.read_shards(total),
+            pa.concat_tables([dataset.read_shard(shard) for shard in range(total)]),
         )
         dataset.commit(
             total,

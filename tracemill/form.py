@@ -14,8 +14,9 @@ into:
   whose ``kind`` is a select, without the defaults they differ in (an empty field takes the
   kind's own; a toggle cannot be empty, so its description says each kind's default).
 * ``if kind == …`` → ``then`` the kind's own (pydantic's) schema, chained through ``else``, ending
-  in the enum of kinds. The form ignores these; validation errors come from them, at the field
-  that is wrong (``config.source.num_scenes``), or "is not one of [the kinds]" for a bad kind.
+  in the enum of kinds. The form's own check does not use these, but the server's check of a
+  triggered run does: Submit with a bad value is refused with "Validation failed for field
+  'config.source.num_scenes'…", shown by the UI.
 
 Nothing changes for pydantic: the union still validates by its discriminator.
 """

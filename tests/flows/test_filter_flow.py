@@ -106,8 +106,11 @@ def test_filter_and_export_flow(prefect_api, tmp_path, trace_tables, fake_hub):
     funnel_rows = json.loads(funnel_rows) if isinstance(funnel_rows, str) else funnel_rows
     assert {"source": "all", "stage": "kept", "rows_in": 3, "dropped": 0, "rows_out": 3} in funnel_rows
     assert by_key["filter-export-progress"].data == 100.0
+    # The artifact is the card's body as the UI shows it: no YAML header, the histogram inlined.
     card = by_key["dataset-card"].data
-    assert card == Path(result["card"]).read_text() and "# Flow traces" in card and "| all | 3 | 0 | 1 | 15 |" in card
+    assert card.startswith("# Flow traces\n") and "| all | 3 | 0 | 1 | 15 |" in card
+    assert "![Response length histogram](data:image/png;base64," in card
+    assert Path(result["card"]).read_text().startswith("---\n") and "size_categories:" not in card
 
     # No secret in any file of the store (datasets, exports, card, Prefect result records) or any artifact.
     for path in Path(store.url).rglob("*"):

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import datasets
 import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
 from flows import scores as scores_flow
 from flows.build import build_dataset
@@ -54,6 +56,17 @@ def test_build_scores_every_sample_and_exports_weaver_columns(
     for row in weaver:
         assert len(row["rm_scores"]) == len(row["samples"]) == len(row["judge_verdicts"])
         assert all(v in (0.0, 1.0) for verdicts in row["judge_verdicts"] for v in verdicts)
+
+    card = Path(locations["card"]).read_text()
+    assert "## What the verifiers are worth" in card
+    assert all(re.search(rf"\| {name} \| {kind} \| \d+ \|", card) for name, kind in
+               [("rm", "reward_model"), ("prm", "process_reward_model"), ("judge", "lm_judge")])  # fmt: skip
+    with get_client(sync_client=True) as client:  # the scores subflow's artifact
+        [artifact] = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["verifier-worth"])), limit=1
+        )
+    worth = str(artifact.data)
+    assert all(name in worth for name in ("rm", "prm", "judge"))
 
     # A rerun reuses every scores shard and builds no verifier.
     def no_engine(*args, **kwargs):

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 from prefect.utilities.callables import parameter_schema
-from prefect.utilities.schema_tools.validation import build_error_obj, preprocess_schema, validate
+from prefect.utilities.schema_tools.validation import ValidationError, build_error_obj, preprocess_schema, validate
 from pydantic import BaseModel
 
 from flows.build import build_dataset
@@ -120,3 +120,14 @@ def test_errors_name_the_field_and_the_kinds(schema):
 
     bad = _errors(schema, {**CONFIG, "sampling": {"teacher": {"kind": "vllm", "model": "m", "max_num_seqs": 0}}})
     assert _at(bad, "config", "sampling", "teacher", "max_num_seqs") == ["0 is less than the minimum of 1"]
+
+
+def test_a_triggered_run_is_refused_naming_the_field(schema):
+    """What the server answers a flow-run trigger of a deployment that enforces its schema (HTTP 409)."""
+    assert validate({"config": CONFIG}, schema, raise_on_error=True) == []
+    bad = {"config": {**CONFIG, "source": {"kind": "gsm8k", "problems_per_shard": 0}}}
+    with pytest.raises(ValidationError, match=r"field 'config\.source\.problems_per_shard'.*minimum of 1"):
+        validate(bad, schema, raise_on_error=True)
+    # An unknown kind fails every member: the answer names the field and the value, not the kinds.
+    with pytest.raises(ValidationError, match=r"field 'config\.source'.*'gsm9k'"):
+        validate({"config": {**CONFIG, "source": {"kind": "gsm9k"}}}, schema, raise_on_error=True)

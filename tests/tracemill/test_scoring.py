@@ -7,17 +7,25 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import datasets
+import pyarrow as pa
 import pytest
 from pydantic import TypeAdapter, ValidationError
+from transformers import AutoTokenizer
 
 from tests.fake_judge import chat_reply
 from tests.fake_openai import FakeOpenAI
+from tracemill import export, filters
 from tracemill.build import BuildConfig
+from tracemill.export import ExportConfig
+from tracemill.filters import FilterConfig, Plan
 from tracemill.judge import judge_seed
 from tracemill.records import PROBLEM, SCORE, VERDICT, to_table
 from tracemill.scoring.config import LmJudgeVerifier, ScoresConfig, VerifierConfig
 from tracemill.scoring.pooling import encode
 from tracemill.scoring.scores import score_shard, scored_text, steps_of, verifier_prompt
+from tracemill.scoring.worth import auroc, display_rows, worth_table
+from tracemill.store import Store
 from tracemill.teachers.config import EndpointTeacherConfig
 from tracemill.teachers.endpoint import EndpointTeacher
 
@@ -69,8 +77,6 @@ def test_texts_prompts_and_steps():
 
 
 def test_encoding_marks_each_step_end_and_cuts_the_text_start(tiny_model):
-    from transformers import AutoTokenizer
-
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
     pieces = ["How many cubes?\n\n", "There are three.\n\n", "The answer is: 3"]
     whole = encode(tokenizer, "Count the cubes.", pieces, max_length=1000)
@@ -141,13 +147,6 @@ def crafted_scores(verdicts: Any) -> Any:
 
 
 def test_weaver_export_has_every_verifier_column(tmp_path, trace_tables):
-    import datasets
-
-    from tracemill import export, filters
-    from tracemill.export import ExportConfig
-    from tracemill.filters import FilterConfig, Plan
-    from tracemill.store import Store
-
     relabels, verdicts = trace_tables
     store = Store(str(tmp_path / "store"))
     config = ExportConfig(sft=False, messages=False, r1v=False)
@@ -176,3 +175,29 @@ def test_weaver_export_has_every_verifier_column(tmp_path, trace_tables):
         assert row["PRM_B_avg_scores"] == pytest.approx([i / 10 + 0.25 for i in idx])
         assert row["PRM_B_step_scores"] == [pytest.approx([i / 10, i / 10 + 0.5]) for i in idx]
         assert row["judge_verdicts"] == [[float(i % 2), None] for i in idx]
+
+
+def test_what_verifiers_are_worth():
+    problems = pa.table({"problem_id": ["p1", "p2", "p3"], "answer_trust": [None, "verified", "none"]})
+    samples = [  # (problem, sample, extracted, correct, reward model score, judge score)
+        ("p1", 0, "3", False, 0.1, None), ("p1", 1, "4", True, 0.9, 1.0), ("p1", 2, "3", False, 0.2, None),
+        ("p1", 3, "7", None, 0.99, None),  # undecided: never counted, never picked
+        ("p2", 0, "5", True, 0.3, None), ("p2", 1, "5", True, 0.2, None), ("p2", 2, "6", False, 0.8, None),
+        ("p3", 0, "1", False, 0.5, None), ("p3", 1, "2", True, 0.1, None),  # no gold: left out
+    ]  # fmt: skip
+    verdicts = pa.table(
+        {name: [s[i] for s in samples] for i, name in enumerate(["problem_id", "sample_idx", "extracted", "correct"])}
+    )
+    scores = to_table(
+        [{"problem_id": s[0], "sample_idx": s[1], "verifier": v, "kind": k, "score": s[4 if v == "rm" else 5]}
+         for v, k in [("rm", "reward_model"), ("judge", "lm_judge")] for s in samples],
+        SCORE,
+    )  # fmt: skip
+    rm, judge = worth_table(problems, verdicts, scores)
+    # rm picks p1's correct sample 1 and p2's wrong sample 2; majority: '3' (wrong) on p1, '5' (right) on p2.
+    assert rm == {"verifier": "rm", "kind": "reward_model", "problems": 2, "auroc": pytest.approx(6.5 / 9),
+                  "best_of_n": 0.5, "majority_vote": 0.5, "first_sample": 0.5, "picks_correct": 0.5}  # fmt: skip
+    assert judge["problems"] == 1 and judge["auroc"] is None and judge["best_of_n"] == 1.0  # one class: no AUROC
+    assert auroc([0.2, 0.2], [True, False]) == 0.5 and auroc([1.0, 0.0], [True, False]) == 1.0
+    assert display_rows([rm])[0]["AUROC"] == "0.722" and display_rows([judge])[0]["AUROC"] == "–"
+    assert display_rows([rm])[0]["best-of-n"] == "50.0%"
