@@ -23,7 +23,7 @@ from prefect.client.schemas.objects import State, TaskRun
 from prefect.context import TaskRunContext
 from prefect.tasks import exponential_backoff
 
-from tasks.locks import shard_lock
+from tasks.locks import locks_are_shared, shard_lock
 from tracemill.faults import is_transient_fault
 from tracemill.store import Dataset
 
@@ -133,7 +133,7 @@ def _names_the_shard(stage: str, fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         arguments = signature.bind_partial(*args, **kwargs).arguments
         try:
-            locked = TaskRunContext.get() is not None
+            locked = TaskRunContext.get() is not None and locks_are_shared()
             with shard_lock(arguments["dataset"], arguments["shard"]) if locked else contextlib.nullcontext():
                 return fn(*args, **kwargs)
         except Exception as exc:

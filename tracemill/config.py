@@ -6,15 +6,29 @@ anything runs.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from tracemill.form import KindPicker
 from tracemill.overrides import apply_overrides
+
+
+def _compiles(pattern: str | None) -> str | None:
+    """A pattern that does not compile is a config error when the config loads, not a failure mid-run."""
+    if pattern is not None:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from exc
+    return pattern
+
+
+Regex = Annotated[str | None, AfterValidator(_compiles)]
 
 
 class _Model(BaseModel):

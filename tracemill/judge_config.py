@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from enum import StrEnum
 from typing import Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
-from tracemill.config import _Model
+from tracemill.config import Regex, _Model
 from tracemill.judge import PROMPT_VERSION
 from tracemill.teachers.base import SamplingParams
 from tracemill.teachers.config import TeacherConfig
@@ -35,7 +34,7 @@ class JudgeConfig(_Model):
     )
     max_tokens: int = Field(512, ge=1, le=131_072, description="Most tokens of one judge reply.")
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="Judge sampling temperature; 0 is greedy.")
-    guided_regex: str | None = Field(
+    guided_regex: Regex = Field(
         None,
         max_length=10_000,
         description="Regular expression the judge reply must match (vLLM), e.g. tracemill.judge.VERDICT_REGEX "
@@ -54,16 +53,6 @@ class JudgeConfig(_Model):
     workers: int | None = Field(
         None, ge=1, le=256, description="Grading worker processes; empty: one per available core."
     )
-
-    @field_validator("guided_regex")
-    @classmethod
-    def _regex(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"guided_regex is not a valid regular expression: {exc}") from exc
-        return value
 
     @model_validator(mode="after")
     def _teacher_for_llm(self) -> JudgeConfig:

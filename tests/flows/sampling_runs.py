@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,14 +35,25 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def sample_at_once(
-    server: FakeOpenAI, store: StoreConfig, configs: dict[Path, SamplingConfig], problems: str, api_url: str
+    server: FakeOpenAI,
+    store: StoreConfig,
+    configs: dict[Path, SamplingConfig],
+    problems: str,
+    api_url: str,
+    senders: Callable[[dict[str, Any]], str] | None = None,
 ) -> list[str]:
     """Run the sampling flow once per config (a YAML written at each path) at the same time; each must
     succeed. Returns the samples dataset URI each printed. The server answers nothing until every run
-    has a shard task running (sending requests, or waiting for a shard's lock)."""
+    has a shard task running (sending requests, or waiting for a shard's lock), or, with ``senders``
+    (the run a request comes from), until every run has sent a request."""
     under_way = threading.Event()
+    seen: set[str] = set()
 
     def hold(body: dict[str, Any], attempt: int) -> None:
+        if senders is not None:
+            seen.add(senders(body))
+            if len(seen) == len(configs):
+                under_way.set()
         under_way.wait(timeout=120)  # then the server's default answer
 
     server.set_fault(hold)
@@ -56,14 +68,15 @@ def sample_at_once(
         runs.append(
             subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         )
-    try:
-        _wait_running(len(runs), started)
-    except BaseException:
-        for run in runs:
-            run.kill()
-        raise
-    finally:
-        under_way.set()
+    if senders is None:
+        try:
+            _wait_running(len(runs), started)
+        except BaseException:
+            for run in runs:
+                run.kill()
+            raise
+        finally:
+            under_way.set()
     outputs = []
     for run in runs:
         out, _ = run.communicate(timeout=240)

@@ -51,7 +51,7 @@ def test_two_runs_sharing_a_block_stay_within_its_requests_per_minute(prefect_ap
             )
             for run in "ab"
         }
-        uris = sample_at_once(server, store, configs, problems, prefect_api)
+        uris = sample_at_once(server, store, configs, problems, prefect_api, lambda body: prompt_of(body).split()[0])
         received = server.received
 
     assert len(set(uris)) == 2 and len(received) == 48

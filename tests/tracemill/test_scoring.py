@@ -93,8 +93,11 @@ def test_encoding_marks_each_step_end_and_cuts_the_text_start(tiny_model):
     assert cut.truncated and len(cut.token_ids) == len(whole.token_ids) - 3
     assert cut.token_ids[:head] == whole.token_ids[:head]  # the prompt is kept, the text loses its start
     assert cut.token_ids[-1] == whole.token_ids[-1] and cut.ends[-1] == whole.ends[-1] - 3
+    # Too short for the prompt: the prompt keeps its end half, the text the other half (and its last step).
     tiny = encode(tokenizer, "Count the cubes.", pieces, max_length=head)
-    assert tiny.truncated and tiny.ends == [] and tiny.token_ids == whole.token_ids[:head]
+    assert tiny.truncated and len(tiny.token_ids) == head
+    assert tiny.token_ids == whole.token_ids[head - head // 2 : head] + whole.token_ids[-(head - head // 2) :]
+    assert tiny.ends[-1] == head - 1
 
 
 @pytest.fixture

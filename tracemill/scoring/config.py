@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
-from tracemill.config import _Model
+from tracemill.config import Regex, _Model
 from tracemill.form import KindPicker
 from tracemill.judge import VERDICT_REGEX
 from tracemill.teachers.base import SamplingParams
@@ -49,8 +48,8 @@ class _PoolingVerifier(_Model):
         4096,
         ge=16,
         le=1_048_576,
-        description="Most tokens scored (prompt and text); a longer text loses its start and the row is marked "
-        "truncated.",
+        description="Most tokens scored (prompt and text); past it starts are cut (the text keeps its end and at "
+        "least half of the tokens) and the row is marked truncated.",
     )
     engine: PoolingEngineConfig = Field(default_factory=PoolingEngineConfig, description="Engine sizing.")
 
@@ -89,22 +88,12 @@ class LmJudgeVerifier(_Model):
     )
     temperature: float = Field(0.7, ge=0.0, le=2.0, description="Judge sampling temperature.")
     max_tokens: int = Field(512, ge=1, le=131_072, description="Most tokens of one judge reply.")
-    guided_regex: str | None = Field(
+    guided_regex: Regex = Field(
         None,
         max_length=10_000,
         description=f"Regular expression the reply must match (vLLM), e.g. {VERDICT_REGEX!r} to force the verdict.",
     )
     seed: int = Field(0, ge=0, le=2**31 - 1, description="Base seed of the judge requests.")
-
-    @field_validator("guided_regex")
-    @classmethod
-    def _regex(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"guided_regex is not a valid regular expression: {exc}") from exc
-        return value
 
     def params(self) -> SamplingParams:
         return SamplingParams(

@@ -3,8 +3,8 @@
 A reward model reads the prompt (through its chat template, when it has one) and the scored text. A
 process reward model reads the steps one after another and is scored at each step's last token, as
 PRMs are trained (Qwen2.5-Math-PRM reads its step marker there). Texts are tokenized here, piece by
-piece, so the step ends are exact and a text longer than ``max_length`` is cut (its start dropped,
-the prompt kept) and recorded as truncated. The score is the head's activated output of its last
+piece, so the step ends are exact and an input longer than ``max_length`` is cut (see :func:`encode`)
+and recorded as truncated. The score is the head's activated output of its last
 label: a probability for one-label reward heads and the "good" class of two-label PRMs.
 
 vLLM spawns worker processes: build an engine only under a ``__main__`` guard or in a flow run.
@@ -29,10 +29,12 @@ class Encoded:
 
 
 def encode(tokenizer: Any, prompt: str, pieces: Sequence[str], max_length: int) -> Encoded:
-    """Token ids of the prompt followed by ``pieces``; past ``max_length`` the pieces lose their start first.
+    """Token ids of the prompt followed by ``pieces``, at most ``max_length`` of them.
 
-    A piece wholly cut away has no end (and so no score); the prompt is cut (from its start) only when
-    it alone is longer than ``max_length``.
+    Past ``max_length`` starts are cut: the text's first, so that it keeps what fits beside the whole
+    prompt, but never less than half of ``max_length`` (a long prompt then loses its start instead).
+    The end of the text, where the answer is, always stays; a piece wholly cut away has no end (and so
+    no score).
     """
     if getattr(tokenizer, "chat_template", None):
         head = tokenizer.apply_chat_template(
@@ -43,18 +45,18 @@ def encode(tokenizer: Any, prompt: str, pieces: Sequence[str], max_length: int) 
     head_ids = tokenizer(head, add_special_tokens=False)["input_ids"]
     piece_ids = [tokenizer(piece, add_special_tokens=False)["input_ids"] for piece in pieces]
     body = [token for ids in piece_ids for token in ids]
-    ends, position = [], len(head_ids)
+    ends, position = [], 0  # each piece's last token, as a position in the body
     for ids in piece_ids:
         position += len(ids)
-        ends.append(position - 1)
-    excess = len(head_ids) + len(body) - max_length
-    if excess <= 0:
-        return Encoded(head_ids + body, [e for e, ids in zip(ends, piece_ids, strict=True) if ids], False)
-    cut_head = max(0, excess - len(body))
-    ids = head_ids[cut_head:] + body[excess - cut_head :]
-    first = len(head_ids) - cut_head  # where the text now starts
-    kept = [end - excess for end, pids in zip(ends, piece_ids, strict=True) if pids and end - excess >= first]
-    return Encoded(ids, kept, True)
+        ends.append(position - 1 if ids else -1)
+    truncated = len(head_ids) + len(body) > max_length
+    body_keep = (
+        min(len(body), max(max_length - len(head_ids), max_length - max_length // 2)) if truncated else len(body)
+    )
+    head_keep = min(len(head_ids), max_length - body_keep)
+    cut = len(body) - body_keep
+    ids = head_ids[len(head_ids) - head_keep :] + body[cut:]
+    return Encoded(ids, [head_keep + end - cut for end in ends if end >= cut], truncated)
 
 
 class PoolingScorer:
