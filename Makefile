@@ -23,8 +23,10 @@ demo: $(STAMP)
 	PREFECT_SERVER_ANALYTICS_ENABLED=false $(VENV)/bin/tracemill demo
 
 # Lint, then the whole suite. The tests start what they need (a Prefect test server, a SeaweedFS
-# S3 server on loopback) and stop it again.
+# S3 server on loopback) and stop it again; Debian's PostgreSQL and Chromium, which two of them
+# drive, are installed once (as root).
 test: $(STAMP)
+	bash infra/system-packages.sh
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	PREFECT_SERVER_ANALYTICS_ENABLED=false $(PY) -m pytest

@@ -249,7 +249,8 @@ def test_ui_triggered_build_samples_on_the_gpu_pool(prefect_server, s3_server, t
     fs = s3fs.S3FileSystem(**s3_server.storage_options())
     root = f"{s3_server.bucket}/e2e"
     manifests = {path.split("/")[-3]: path for path in fs.glob(f"{root}/*/*/_manifest.json")}
-    assert set(manifests) == {"problems", "samples", "verdicts", "relabel", "rejudged", "kept", "rejected"}, manifests
+    stages = {"problems", "samples", "verdicts", "relabel", "rejudged", "kept", "rejected", "exports"}
+    assert set(manifests) == stages, manifests
     assert len(fs.glob(f"{root}/*/*/_manifest.json")) == len(manifests), "a rerun wrote a second dataset"
     samples = json.loads(fs.cat_file(manifests["samples"]))
     assert len(samples["shards"]) == 2 and samples["rows"] == 2 * json.loads(fs.cat_file(manifests["problems"]))["rows"]

@@ -23,7 +23,7 @@ from blocks.teacher_endpoint import TeacherEndpoint
 from tests.fake_openai import FakeOpenAI
 from tests.integration.prefect_server import ROOT, api_client, start_prefect_server, wait_for_final_state
 
-CHROMIUM = Path("/usr/bin/chromium")  # Debian's package (.ci/run installs it); Playwright only drives it
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's package (make test installs it); Playwright only drives it
 CHROMIUM_FLAGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -84,7 +84,7 @@ def _open_form(page: Page, url: str) -> Locator:
 
 
 def test_custom_run_form_picks_kinds_names_bad_fields_and_runs_a_build(tmp_path: Path) -> None:
-    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: `apt-get install chromium` (as .ci/run does)"
+    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: `apt-get install chromium` (as make test does, infra/system-packages.sh)"
     settings = {"PREFECT_UI_ENABLED": "true", "PREFECT_UI_API_URL": "/api"}
     with FakeOpenAI() as teacher, start_prefect_server(tmp_path, settings) as server:
         server.cli(
