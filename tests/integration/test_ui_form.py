@@ -84,7 +84,7 @@ def _open_form(page: Page, url: str) -> Locator:
 
 
 def test_custom_run_form_picks_kinds_names_bad_fields_and_runs_a_build(tmp_path: Path) -> None:
-    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: `apt-get install chromium` (as make test does, infra/system-packages.sh)"
+    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: `apt-get install chromium` (infra/system-packages.sh)"
     settings = {"PREFECT_UI_ENABLED": "true", "PREFECT_UI_API_URL": "/api"}
     with FakeOpenAI() as teacher, start_prefect_server(tmp_path, settings) as server:
         server.cli(
