@@ -125,6 +125,7 @@ class _Shard:
     assembled: bool = False
     generated_tokens: int = 0
     parts: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)  # its checkpoint parts, shard write, cleanup
 
 
 @dataclass(eq=False)
@@ -182,7 +183,6 @@ class Sampler:
         self.checkpoint_every_s = checkpoint_every_s
         self._report = progress
         self._cond = threading.Condition()
-        self._write_lock = threading.Lock()  # checkpoint parts, shard writes and checkpoint deletion
         self._pending: deque[_Problem] = deque()
         self._sent: dict[int, _Problem] = {}  # id(request) → its problem
         self._buffer: list[_Problem] = []  # finished problems waiting for the next checkpoint
@@ -300,7 +300,7 @@ class Sampler:
             table = to_table((r for p in shard.problems for _, r in sorted(p.samples.items())), SAMPLE, what="samples")
             account(table, stats)
             stats.generated_tokens = shard.generated_tokens
-            with self._write_lock:
+            with shard.lock:  # other shards' checkpoints go on while this one is written
                 if stats.rows and stats.failed / stats.rows > self.max_failed_share:
                     self._write_part(shard, shard.unflushed)
                     kinds = ", ".join(f"{kind}: {count}" for kind, count in stats.errors.most_common())
@@ -342,7 +342,7 @@ class Sampler:
         return shard
 
     def _write_part(self, shard: _Shard, problems: list[_Problem]) -> None:
-        """One checkpoint part of finished problems (caller holds the write lock)."""
+        """One checkpoint part of finished problems (caller holds the shard's lock)."""
         if shard.assembled or not problems:
             return
         rows = (r for p in problems for _, r in sorted(p.samples.items()))
@@ -387,8 +387,8 @@ class Sampler:
                 progress = self._progress()
                 closing = self._closing
             if batch:
-                with self._write_lock:
-                    for shard in {p.shard for p in batch}:
+                for shard in {p.shard for p in batch}:
+                    with shard.lock:
                         self._write_part(shard, [p for p in batch if p.shard is shard])
             if self._report is not None and progress != reported:
                 try:

@@ -58,9 +58,12 @@ def test_two_runs_sharing_a_block_stay_within_its_requests_per_minute(prefect_ap
     by_run = {run: [r for r in received if prompt_of(r.body).startswith(f"run-{run} ")] for run in "ab"}
     assert [len(by_run[run]) for run in "ab"] == [24, 24]
     assert worst_excess(received, lambda r: 1, rpm, _burst(rpm)) <= 2
-    for run, other in ("ab", "ba"):  # they sent at once: most of each one's requests within the other's span
+    # They sent at once, so the window check above tests sharing: each sent a quarter of its requests within
+    # the other's span. (The limit's slots go to whichever run asks first, not in turns, so one run may
+    # take most of the early ones.)
+    for run, other in ("ab", "ba"):
         start, end = _span(by_run[other])
-        assert sum(start <= r.start <= end for r in by_run[run]) >= 12
+        assert sum(start <= r.start <= end for r in by_run[run]) >= 6
     with get_client(sync_client=True) as client:
         limit = client.read_global_concurrency_limit_by_name("tracemill-endpoint-shared-rpm-requests")
     assert (limit.limit, limit.slot_decay_per_second) == (4, 4.0)

@@ -53,32 +53,48 @@ def die() -> None:
 
 
 def arm(moment: str | None, samples: Dataset) -> None:
-    """Patch the one call after (or before) which the process kills itself."""
-    if moment in ("first-window", "mid-shard"):
-        finish = Sampler.finish
+    """Patch the one call after (or before) which the process kills itself.
 
-        def finish_then_die(self: Sampler, request: SampleRequest, generations: list[Generation]) -> None:
-            finish(self, request, generations)
-            if moment == "first-window" and self._done:
-                die()  # a problem finished, no checkpoint written yet
-            if moment == "mid-shard" and self._done >= 4:
-                deadline = time.monotonic() + 30
-                while self._buffer and time.monotonic() < deadline:  # let the checkpoint writer catch up
-                    time.sleep(0.01)
-                die()  # two windows of the first shard checkpointed, the rest of it not finished
+    Mid-shard and between shards it dies once the checkpoint writer has caught up (every problem this
+    process finished is in a checkpoint part or a written shard), so what the store holds then is exactly
+    what checkpointing promises, however slowly the writer ran on a loaded machine.
+    """
+    finish, write_part, write_shard = Sampler.finish, Sampler._write_part, Dataset.write_shard
+    finished: set[str] = set()  # problems this process finished
+    stored: set[str] = set()  # … and wrote to a checkpoint part or a shard
 
-        Sampler.finish = finish_then_die  # type: ignore[method-assign]
-    elif moment == "between-shards":
-        write_shard = Dataset.write_shard
+    def settle_then_die() -> None:
+        deadline = time.monotonic() + 60
+        while not finished <= stored and time.monotonic() < deadline:
+            time.sleep(0.01)
+        die()
 
-        def write_then_die(dataset: Dataset, index: int, table: pa.Table) -> ShardInfo:
-            info = write_shard(dataset, index, table)
-            if dataset == samples:
-                die()  # a shard written, its checkpoints not cleared, the next shard under way
-            return info
+    def finish_then_die(self: Sampler, request: SampleRequest, generations: list[Generation]) -> None:
+        before = self._done
+        finish(self, request, generations)
+        if self._done > before:
+            finished.add(request.key)
+        if moment == "first-window" and finished:
+            die()  # a problem finished, no checkpoint written yet
+        if moment == "mid-shard" and len(finished) >= 4:
+            settle_then_die()  # four problems finished, none of the six-problem shards whole: two windows
 
-        Dataset.write_shard = write_then_die  # type: ignore[method-assign]
-    elif moment == "before-manifest":
+    def write_and_count(self: Sampler, shard: Any, problems: list[Any]) -> None:
+        write_part(self, shard, problems)
+        stored.update(p.problem_id for p in problems)
+
+    def write_then_die(dataset: Dataset, index: int, table: pa.Table) -> ShardInfo:
+        info = write_shard(dataset, index, table)
+        if dataset == samples:
+            stored.update(table["problem_id"].to_pylist())
+            if moment == "between-shards":
+                settle_then_die()  # a shard written, its checkpoints not cleared, the next shard under way
+        return info
+
+    Sampler.finish = finish_then_die  # type: ignore[method-assign]
+    Sampler._write_part = write_and_count  # type: ignore[method-assign]
+    Dataset.write_shard = write_then_die  # type: ignore[method-assign]
+    if moment == "before-manifest":
 
         def commit_or_die(dataset: Dataset, *args: Any, **kwargs: Any) -> None:
             die()
