@@ -18,11 +18,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tracemill import export, filters
-from tracemill.export import ExportConfig
-from tracemill.filters import FilterConfig, LengthOutlierConfig, Plan
-from tracemill.prompts import BUILTIN
+from tracemill.export import layouts as export
+from tracemill.export.layouts import ExportConfig
+from tracemill.filtering import stage as filters
+from tracemill.filtering.stage import FilterConfig, LengthOutlierConfig, Plan
 from tracemill.records import RELABEL, VERDICT
+from tracemill.sampling.prompts import BUILTIN
 from tracemill.store import Store
 
 WORDS = np.array(

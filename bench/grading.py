@@ -127,8 +127,8 @@ def main() -> None:
 
     from math_verify import parse, verify
 
-    from tracemill.gradepool import get_pool
-    from tracemill.grading import grade_many
+    from tracemill.judging.grade_pool import get_pool
+    from tracemill.judging.grading import grade_many
 
     items = _responses(args.problems, args.samples_per_problem, args.reasoning_chars, args.seed)
     # Steady state, as in a long build: both sides first grade a disjoint set of the same kind

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import openai
 
-from tracemill.prompts import PromptTemplate
 from tracemill.records import PROBLEM, to_table
-from tracemill.sampling import Sampler, request_seed
+from tracemill.sampling.prompts import PromptTemplate
+from tracemill.sampling.stage import Sampler, request_seed
 from tracemill.store import Store
 from tracemill.teachers.base import SamplingParams
 from tracemill.teachers.endpoint import EndpointTeacher

@@ -18,14 +18,14 @@ import threading
 import time
 from pathlib import Path
 
-from tracemill.prompts import BUILTIN
+from tools.tiny_model import make_tiny_model
+from tracemill.problems.clevr_questions import procedural_problems
 from tracemill.records import PROBLEM, to_table
-from tracemill.sampling import Sampler, request_seed
-from tracemill.sources.clevr_questions import procedural_problems
+from tracemill.sampling.prompts import BUILTIN
+from tracemill.sampling.stage import Sampler, request_seed
 from tracemill.store import Store
 from tracemill.teachers.base import SamplingParams
 from tracemill.teachers.offline import VllmTeacher
-from tracemill.tiny_model import make_tiny_model
 
 CPU_ENGINE = {
     "dtype": "float32",

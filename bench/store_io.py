@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from tracemill.problems.clevr_questions import procedural_problems
 from tracemill.records import PROBLEM, to_table
-from tracemill.sources.clevr_questions import procedural_problems
 from tracemill.store import Store
 
 

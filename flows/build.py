@@ -25,10 +25,10 @@ from flows.preflight import check_build
 from flows.problems import synthesize_problems
 from flows.sampling import commit_samples, sample_problems, samples_fingerprint
 from flows.scores import score_samples
-from tracemill import sampling
 from tracemill.build import BuildConfig
 from tracemill.faults import is_transient_fault
-from tracemill.problems import STAGE as PROBLEMS_STAGE
+from tracemill.problems.stage import STAGE as PROBLEMS_STAGE
+from tracemill.sampling import stage as sampling
 from tracemill.store import fingerprint_of
 
 T = TypeVar("T")

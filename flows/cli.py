@@ -84,7 +84,7 @@ def demo(force: bool) -> dict[str, str]:
     teacher = config.sampling.teacher
     model = Path(getattr(teacher, "model", ""))
     if teacher.kind == "vllm" and not (model / "config.json").exists():
-        from tracemill.tiny_model import make_tiny_model
+        from tools.tiny_model import make_tiny_model
 
         print(f"making the tiny demo model in {model} …")
         make_tiny_model(model)

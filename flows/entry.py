@@ -36,6 +36,6 @@ def run_cli(prog: str, action: Callable[[], object]) -> int:
 def read_source(source: SourceConfig, store: StoreConfig) -> None:
     """Read the source's rows now (the problems flow reuses them in this process): its data errors surface here."""
     from blocks.object_store import open_store  # deferred: Prefect's import is seconds, `--help` needs none
-    from tracemill import problems
+    from tracemill.problems import stage as problems
 
     problems.num_shards(source, open_store(store))

@@ -22,11 +22,13 @@ from blocks.store_results import result_storage
 from flows.preflight import check_stage
 from tasks.export import export_shard, merge_jsonl, push, save_dataset_dict, write_card, write_manifest
 from tasks.filtering import benchmark_index, commit, filter_shard, length_bound
-from tracemill import export, filters, funnel
-from tracemill.card import markdown_table
 from tracemill.config import StoreConfig
-from tracemill.export import ExportConfig
-from tracemill.filters import FilterConfig
+from tracemill.export import layouts as export
+from tracemill.export.card import markdown_table
+from tracemill.export.layouts import ExportConfig
+from tracemill.filtering import funnel
+from tracemill.filtering import stage as filters
+from tracemill.filtering.stage import FilterConfig
 from tracemill.scoring import worth
 from tracemill.store import Dataset, fingerprint
 

@@ -26,10 +26,11 @@ from blocks.store_results import result_storage
 from flows.preflight import check_stage
 from flows.sampling import lazy_teacher, teacher_identity
 from tasks import judging as tasks
-from tracemill import judging, sampling
-from tracemill import problems as problems_stage
 from tracemill.config import StoreConfig
-from tracemill.judge_config import JudgeConfig, RelabelConfig
+from tracemill.judging import stage as judging
+from tracemill.judging.config import JudgeConfig, RelabelConfig
+from tracemill.problems import stage as problems_stage
+from tracemill.sampling import stage as sampling
 from tracemill.store import Dataset, fingerprint
 from tracemill.teachers.base import Teacher
 

@@ -13,9 +13,9 @@ from blocks.object_store import open_store
 from blocks.teacher_endpoint import TeacherEndpoint
 from flows.sampling import samples_fingerprint
 from tracemill import plan as planning
-from tracemill import problems as problems_stage
-from tracemill import sampling
 from tracemill.build import BuildConfig
+from tracemill.problems import stage as problems_stage
+from tracemill.sampling import stage as sampling
 from tracemill.scoring.config import LmJudgeVerifier
 from tracemill.teachers.config import EndpointTeacherConfig
 

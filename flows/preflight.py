@@ -10,9 +10,12 @@ from collections.abc import Mapping
 
 from blocks.object_store import open_store
 from blocks.teacher_endpoint import TeacherEndpoint
-from tracemill import judging, preflight, problems, sampling
+from tracemill import preflight
 from tracemill.build import BuildConfig
 from tracemill.config import StoreConfig
+from tracemill.judging import stage as judging
+from tracemill.problems import stage as problems
+from tracemill.sampling import stage as sampling
 from tracemill.teachers.config import TeacherConfig, VllmTeacherConfig
 
 

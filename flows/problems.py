@@ -19,9 +19,10 @@ from blocks.store_results import result_storage
 from flows.entry import read_source, run_cli
 from flows.preflight import check_stage
 from tasks.problems import commit_problems, synthesize_shard
-from tracemill import funnel, problems
-from tracemill.card import markdown_table
 from tracemill.config import ClevrProceduralSource, ProblemsConfig, SourceConfig, StoreConfig, load_problems_config
+from tracemill.export.card import markdown_table
+from tracemill.filtering import funnel
+from tracemill.problems import stage as problems
 
 
 @flow(name="synthesize-problems")

@@ -2,7 +2,7 @@
 
 This is the flow the GPU work pool runs: the engine is built once per flow run, on first need,
 and the chunk's shard tasks run at once (``shards_at_once`` of them), streaming their requests
-into that one engine through one :class:`~tracemill.sampling.Sampler`, so it never drains
+into that one engine through one :class:`~tracemill.sampling.stage.Sampler`, so it never drains
 between shards.
 """
 
@@ -27,9 +27,9 @@ from blocks.teacher_endpoint import TeacherEndpoint
 from flows.entry import run_cli
 from flows.preflight import check_stage
 from tasks.sampling import sample_shard
-from tracemill import problems as problems_stage
-from tracemill import sampling
 from tracemill.config import StoreConfig
+from tracemill.problems import stage as problems_stage
+from tracemill.sampling import stage as sampling
 from tracemill.store import Dataset, fingerprint, fingerprint_of
 from tracemill.teachers.base import Teacher
 from tracemill.teachers.config import EndpointTeacherConfig, SamplingConfig, TeacherConfig, VllmTeacherConfig

@@ -14,8 +14,12 @@ from blocks.object_store import open_store
 from flows.filtering import kept_fingerprint
 from flows.judging import stage_fingerprints
 from flows.sampling import samples_fingerprint
-from tracemill import export, filters, judging, problems, sampling
 from tracemill.build import BuildConfig
+from tracemill.export import layouts as export
+from tracemill.filtering import stage as filters
+from tracemill.judging import stage as judging
+from tracemill.problems import stage as problems
+from tracemill.sampling import stage as sampling
 from tracemill.store import Dataset
 from tracemill.verify import OK, Report, check_dataset, check_export, repair, table
 

@@ -10,7 +10,8 @@ from prefect import task
 
 from blocks.hub_target import HubTarget
 from tasks.caching import RETRIES, ShardCachePolicy, shard_task
-from tracemill import card, export
+from tracemill.export import card
+from tracemill.export import layouts as export
 from tracemill.store import Dataset
 
 

@@ -8,7 +8,8 @@ import numpy as np
 from prefect import task
 
 from tasks.caching import RETRIES, ShardCachePolicy, shard_task
-from tracemill import filters, funnel
+from tracemill.filtering import funnel
+from tracemill.filtering import stage as filters
 from tracemill.store import Dataset, Store
 
 

@@ -12,8 +12,8 @@ from typing import Any
 from prefect import get_run_logger
 
 from tasks.caching import shard_task
-from tracemill import judging
-from tracemill.judge_config import JudgeConfig, RelabelConfig
+from tracemill.judging import stage as judging
+from tracemill.judging.config import JudgeConfig, RelabelConfig
 from tracemill.store import Dataset
 from tracemill.teachers.base import Teacher
 

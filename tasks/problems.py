@@ -7,7 +7,7 @@ from typing import Any
 from prefect import task
 
 from tasks.caching import RETRIES, shard_task
-from tracemill import problems
+from tracemill.problems import stage as problems
 from tracemill.store import Dataset
 
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tasks.caching import shard_task
-from tracemill import sampling
+from tracemill.sampling import stage as sampling
 from tracemill.store import Dataset
 
 

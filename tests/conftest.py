@@ -55,8 +55,8 @@ def trace_tables() -> Any:
     ``FilterConfig(length=std k=2 global, max_per_problem=2, contamination on "benchmark")`` is in
     its ``seed`` column's comment below; kept: (p0, 0), (p2, 0), (p2, 6).
     """
-    from tracemill.prompts import BUILTIN
     from tracemill.records import RELABEL, VERDICT, to_table
+    from tracemill.sampling.prompts import BUILTIN
 
     math, clevr = BUILTIN["math_boxed"].id, BUILTIN["clevr_v2"].id
     base = {"problem_id": "p0", "split": "test", "answer_type": "math", "relabeled": False}
@@ -134,7 +134,7 @@ CPU_ENGINE = {
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A tiny random Qwen2 chat model made locally (nothing downloaded)."""
-    from tracemill.tiny_model import make_tiny_model
+    from tools.tiny_model import make_tiny_model
 
     return str(make_tiny_model(tmp_path_factory.mktemp("tiny-model")))
 

@@ -13,9 +13,9 @@ from typing import Literal
 from pydantic import Field
 
 from tracemill.config import ClevrProceduralSource, SourceConfig, StoreConfig, _Model, load_yaml
-from tracemill.export import ExportConfig
-from tracemill.filters import FilterConfig
-from tracemill.judge_config import JudgeConfig, RelabelConfig
+from tracemill.export.layouts import ExportConfig
+from tracemill.filtering.stage import FilterConfig
+from tracemill.judging.config import JudgeConfig, RelabelConfig
 from tracemill.scoring.config import ScoresConfig
 from tracemill.teachers.config import SamplingConfig
 

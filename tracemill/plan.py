@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from tracemill.build import BuildConfig
-from tracemill.judge import judge_prompt
-from tracemill.sampling import template_for
+from tracemill.judging.llm_judge import judge_prompt
+from tracemill.sampling.stage import template_for
 from tracemill.scoring.config import LmJudgeVerifier
 from tracemill.scoring.scores import lm_judge_prompt, verifier_prompt
 from tracemill.teachers.base import Prompt

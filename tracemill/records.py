@@ -46,11 +46,17 @@ PROBLEM = pa.schema(
     ]
 )
 
+MESSAGES = pa.list_(pa.struct([pa.field("role", pa.string()), pa.field("content", pa.string())]))
+
 SAMPLE_FIELDS = [
     _field("problem_id", pa.string(), required=True),
     _field("sample_idx", pa.int32(), required=True),
     _field("teacher", pa.string(), required=True),
-    _field("prompt_version", pa.string(), required=True),
+    _field("prompt_version", pa.string(), required=True),  # the template's id: name@vN:content hash
+    # The prompt exactly as sent, so later stages never render it again: the text of a completion prompt,
+    # or the user message(s) of a chat prompt; and a chat prompt's messages (system first, if any).
+    _field("prompt", pa.string(), required=True),
+    _field("prompt_messages", MESSAGES),  # null for a completion prompt
     _field("seed", pa.int64()),
     _field("reasoning", pa.string()),
     _field("response", pa.string()),
@@ -80,8 +86,9 @@ RELABEL = pa.schema(
     ]
 )
 
-# A sample that passed (kept) or failed (rejected) the filters, with what exports need: its verdict, its
-# problem's fields (the current gold in `answer`) and the rendered prompt; rejected rows add the reason.
+# A sample that passed (kept) or failed (rejected) the filters, with what exports need: its verdict (the prompt
+# as sent among the sample's fields) and its problem's fields (the current gold in `answer`); rejected rows add
+# the reason.
 KEPT = pa.schema(
     list(VERDICT)
     + [
@@ -97,8 +104,6 @@ KEPT = pa.schema(
         _field("level", pa.string()),
         _field("original_answer", pa.string(), required=True),
         _field("relabeled", pa.bool_(), required=True),
-        _field("system", pa.string()),  # system message of a chat prompt
-        _field("prompt", pa.string(), required=True),  # the rendered prompt text (user message or completion text)
     ]
 )
 

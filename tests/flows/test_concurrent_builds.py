@@ -18,8 +18,8 @@ from blocks.teacher_endpoint import TeacherEndpoint
 from flows.problems import synthesize_problems
 from tests.fake_openai import FakeOpenAI, Reply, prompt_of
 from tests.flows.sampling_runs import sample_at_once
-from tracemill import sampling as sampling_stage
 from tracemill.config import ClevrProceduralSource, StoreConfig
+from tracemill.sampling import stage as sampling_stage
 from tracemill.store import Store
 from tracemill.teachers.config import EndpointTeacherConfig, SamplingConfig
 

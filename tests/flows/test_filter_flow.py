@@ -13,8 +13,8 @@ from blocks.hub_target import HubTarget
 from flows.filtering import filter_and_export
 from tests.flows.prefect_runs import artifacts, task_states
 from tracemill.config import StoreConfig
-from tracemill.export import ExportConfig
-from tracemill.filters import ContaminationConfig, FilterConfig, LengthOutlierConfig
+from tracemill.export.layouts import ExportConfig
+from tracemill.filtering.stage import ContaminationConfig, FilterConfig, LengthOutlierConfig
 from tracemill.store import Store
 
 TOKEN = "hf_flow_TOKEN_never_written_1"

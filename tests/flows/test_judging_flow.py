@@ -17,7 +17,7 @@ from tests.fake_judge import fake_judge, predicted_of
 from tests.fake_openai import FakeOpenAI
 from tests.flows.prefect_runs import artifacts, task_states
 from tracemill.config import StoreConfig
-from tracemill.judge_config import JudgeConfig, JudgeMode, RelabelConfig
+from tracemill.judging.config import JudgeConfig, JudgeMode, RelabelConfig
 from tracemill.records import PROBLEM, SAMPLE, to_table
 from tracemill.store import Store
 from tracemill.teachers.config import EndpointTeacherConfig

@@ -12,8 +12,8 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
 from flows.problems import synthesize_problems
 from tasks import problems as problem_tasks
-from tracemill import problems
 from tracemill.config import ClevrProceduralSource, StoreConfig
+from tracemill.problems import stage as problems
 from tracemill.store import Dataset, Store, StoreUnavailableError
 
 
@@ -56,7 +56,7 @@ def test_data_error_is_not_retried(prefect_api, tmp_path, monkeypatch, fast_retr
         calls.append(shard)
         raise ValueError("procedural CLEVR scenes 0..1: row 3 field 'answer': bad value")
 
-    monkeypatch.setattr("tracemill.problems.build_shard", bad_build)
+    monkeypatch.setattr("tracemill.problems.stage.build_shard", bad_build)
     source = ClevrProceduralSource(num_scenes=2, scenes_per_shard=2, seed=12)
     state = synthesize_problems(source=source, store=StoreConfig(url=str(tmp_path)), return_state=True)
     assert state.is_failed()
@@ -118,7 +118,7 @@ def test_permanent_faults_are_not_retried(prefect_api, tmp_path, monkeypatch, fa
         calls.append(shard)
         fault(tmp_path, request)
 
-    monkeypatch.setattr("tracemill.problems.build_shard", bad_build)
+    monkeypatch.setattr("tracemill.problems.stage.build_shard", bad_build)
     source = ClevrProceduralSource(num_scenes=2, scenes_per_shard=2, seed=13)
     state = synthesize_problems(source=source, store=StoreConfig(url=str(tmp_path / "store")), return_state=True)
     assert state.is_failed()
@@ -138,7 +138,7 @@ def test_a_refused_connection_is_retried(prefect_api, tmp_path, monkeypatch, fas
         return real_build(source, shard, store)
 
     real_build = problems.build_shard
-    monkeypatch.setattr("tracemill.problems.build_shard", flaky_build)
+    monkeypatch.setattr("tracemill.problems.stage.build_shard", flaky_build)
     source = ClevrProceduralSource(num_scenes=2, scenes_per_shard=2, seed=14)
     state = synthesize_problems(source=source, store=StoreConfig(url=str(tmp_path / "store")), return_state=True)
     assert state.is_completed()

@@ -15,13 +15,13 @@ from flows import scores as scores_flow
 from flows.build import build_dataset
 from tests.flows.prefect_runs import stage_task_states
 from tests.flows.test_build_flow import _config
-from tracemill.judge import VERDICT_REGEX
+from tracemill.judging.llm_judge import VERDICT_REGEX
 from tracemill.store import Store
 
 
 @pytest.fixture(scope="module")
 def reward_model(tmp_path_factory):
-    from tracemill.tiny_model import make_tiny_model
+    from tools.tiny_model import make_tiny_model
 
     return str(make_tiny_model(tmp_path_factory.mktemp("tiny-rm"), head="reward"))
 

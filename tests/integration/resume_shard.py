@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from flows.sampling import commit_samples
 from tasks.sampling import sample_shard
-from tracemill.sampling import CHECKPOINT_TAG, Sampler, sampler_for
+from tracemill.sampling.stage import CHECKPOINT_TAG, Sampler, sampler_for
 from tracemill.store import Dataset, ShardInfo, Store
 from tracemill.teachers.base import Generation, SampleRequest, Teacher
 from tracemill.teachers.config import EndpointTeacherConfig, PromptConfig, SamplingConfig

@@ -55,7 +55,7 @@ FLOWS = textwrap.dedent(
     from prefect import flow
 
     from tracemill import lifetime
-    from tracemill.gradepool import get_pool
+    from tracemill.judging.grade_pool import get_pool
 
 
     @flow
@@ -128,7 +128,9 @@ def _start_holding_run(client: SyncPrefectClient, stack: Stack, marker: Path) ->
     process = psutil.Process(started["pid"])
     tree = [process, *process.children(recursive=True)]
     commands = [" ".join(p.cmdline()) for p in tree]
-    assert any("tracemill.symbolic" in c for c in commands) and any("time.sleep(600)" in c for c in commands), commands
+    assert any("tracemill.judging.symbolic" in c for c in commands) and any("time.sleep(600)" in c for c in commands), (
+        commands
+    )
     return run, tree
 
 

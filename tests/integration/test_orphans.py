@@ -30,7 +30,7 @@ GRADING_PARENT = textwrap.dedent(
     import threading
     import time
 
-    from tracemill.gradepool import get_pool
+    from tracemill.judging.grade_pool import get_pool
 
     def grade() -> None:
         assert get_pool().run([("1/2", "0.5"), ("2", "3")], 30.0, workers=2) == ["true", "false"]
@@ -100,7 +100,7 @@ def test_grading_workers_die_with_their_parent(tmp_path):
         )
     _wait_for("grading", lambda: "busy" in log.read_text(), parent, log, seconds=120)
     tree = _tree(psutil.Process(parent.pid))
-    workers = [p for p in tree if "tracemill.symbolic" in _command(p)]
+    workers = [p for p in tree if "tracemill.judging.symbolic" in _command(p)]
     assert len(workers) == 2, [_command(p) for p in tree]
     _kill_and_check(parent, tree)
 

@@ -22,7 +22,7 @@ import pytest
 from tests.fake_openai import FakeOpenAI, echo, prompt_of
 from tests.integration.resume_shard import MOMENTS, PROBLEMS_FP, SAMPLES_FP
 from tracemill.records import PROBLEM, to_table
-from tracemill.sampling import CHECKPOINT_TAG, request_seed
+from tracemill.sampling.stage import CHECKPOINT_TAG, request_seed
 from tracemill.store import Dataset, Store
 
 ROOT = Path(__file__).resolve().parents[2]

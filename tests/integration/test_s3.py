@@ -11,8 +11,8 @@ from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
 from blocks.object_store import ObjectStore
 from flows.problems import synthesize_problems
-from tracemill import problems
 from tracemill.config import ClevrFilesSource, ClevrProceduralSource, StoreConfig
+from tracemill.problems import stage as problems
 from tracemill.store import CorruptShardError, SchemaMismatchError, ShardNotFoundError, Store, StoreUnavailableError
 
 
@@ -95,9 +95,10 @@ def test_exports_and_the_dataset_dict_on_s3(s3_server, trace_tables):
     """Every export layout and the saved DatasetDict live in the bucket and read back from it."""
     import datasets
 
-    from tracemill import export, filters
-    from tracemill.export import ExportConfig
-    from tracemill.filters import FilterConfig, Plan
+    from tracemill.export import layouts as export
+    from tracemill.export.layouts import ExportConfig
+    from tracemill.filtering import stage as filters
+    from tracemill.filtering.stage import FilterConfig, Plan
 
     store = Store(f"s3://{s3_server.bucket}/exports-test", s3_server.storage_options())
     kept = store.dataset("kept", "k0", "kept")

@@ -6,8 +6,8 @@ import json
 
 import s3fs
 
-from tracemill import problems
 from tracemill.config import FileFields, FileSource
+from tracemill.problems import stage as problems
 from tracemill.records import problem_id
 from tracemill.store import Store
 

@@ -9,9 +9,9 @@ import re
 
 import pytest
 
-from tracemill import judging
-from tracemill.judge import VERDICT_REGEX, JudgeItem, ask_judge, judge_prompt, judge_seed, parse_judgement
-from tracemill.judge_config import JudgeConfig, JudgeMode
+from tracemill.judging import stage as judging
+from tracemill.judging.config import JudgeConfig, JudgeMode
+from tracemill.judging.llm_judge import VERDICT_REGEX, JudgeItem, ask_judge, judge_prompt, judge_seed, parse_judgement
 from tracemill.records import PROBLEM, SAMPLE, to_table
 from tracemill.teachers.base import SampleRequest, SamplingParams
 from tracemill.teachers.config import VllmTeacherConfig

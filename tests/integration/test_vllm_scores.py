@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from tracemill.judge import VERDICT_REGEX, judge_seed
+from tracemill.judging.llm_judge import VERDICT_REGEX, judge_seed
 from tracemill.records import PROBLEM, SCORE, VERDICT, to_table
 from tracemill.scoring.config import LmJudgeVerifier, ProcessRewardModelVerifier, RewardModelVerifier
 from tracemill.scoring.pooling import Encoded, encode
@@ -45,7 +45,7 @@ def tables():
 
 @pytest.fixture(scope="module")
 def reward_model(tmp_path_factory):
-    from tracemill.tiny_model import make_tiny_model
+    from tools.tiny_model import make_tiny_model
 
     return str(make_tiny_model(tmp_path_factory.mktemp("tiny-rm"), head="reward"))
 

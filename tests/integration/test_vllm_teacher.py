@@ -8,9 +8,9 @@ import threading
 import pytest
 from transformers import AutoTokenizer
 
-from tracemill.prompts import BUILTIN
 from tracemill.records import PROBLEM, to_table
-from tracemill.sampling import Sampler, SamplingFailedError, request_seed
+from tracemill.sampling.prompts import BUILTIN
+from tracemill.sampling.stage import Sampler, SamplingFailedError, request_seed
 from tracemill.store import Store
 from tracemill.teachers.base import SampleRequest, SamplingParams
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tracemill.answers import (
+from tracemill.judging.answers import (
     boxed_answers,
     choice_letter,
     extract,

@@ -4,6 +4,7 @@ from typing import get_args
 import pytest
 from pydantic import BaseModel
 
+from tools.reference import _models, in_readme, reference
 from tracemill.build import BuildConfig, load_build_config
 from tracemill.config import (
     FileFields,
@@ -15,7 +16,6 @@ from tracemill.config import (
     load_problems_config,
     load_yaml,
 )
-from tracemill.reference import _models, in_readme, reference
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -91,7 +91,7 @@ def test_numeric_fields_have_bounds():
 
 def test_readme_reference_is_generated_from_the_config_model():
     readme = (ROOT / "README.md").read_text()
-    assert in_readme(readme) == reference(BuildConfig), "run `python -m tracemill.reference README.md`"
+    assert in_readme(readme) == reference(BuildConfig), "run `python -m tools.reference README.md`"
     assert "`sampling.teacher` · kind `vllm`" in readme and "`judge` (JudgeConfig)" in readme
 
 

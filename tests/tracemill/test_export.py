@@ -14,9 +14,12 @@ import pytest
 import yaml
 from PIL import Image
 
-from tracemill import card, export, filters, funnel
-from tracemill.export import ExportConfig
-from tracemill.filters import ContaminationConfig, FilterConfig, LengthOutlierConfig, NgramIndex, Plan
+from tracemill.export import card
+from tracemill.export import layouts as export
+from tracemill.export.layouts import ExportConfig
+from tracemill.filtering import funnel
+from tracemill.filtering import stage as filters
+from tracemill.filtering.stage import ContaminationConfig, FilterConfig, LengthOutlierConfig, NgramIndex, Plan
 from tracemill.store import Store
 
 SECRETS = ("sk-teacher-SECRET-1", "S3-SECRET-2", "hf_TOKEN_SECRET_3")

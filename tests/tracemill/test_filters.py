@@ -10,8 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 from pydantic import ValidationError
 
-from tracemill import filters
-from tracemill.filters import (
+from tracemill.filtering import stage as filters
+from tracemill.filtering.stage import (
     ContaminationConfig,
     FilterConfig,
     LengthOutlierConfig,
@@ -20,8 +20,8 @@ from tracemill.filters import (
     NgramIndex,
     Plan,
 )
-from tracemill.prompts import BUILTIN
 from tracemill.records import KEPT, PROBLEM, REJECTED, to_table
+from tracemill.sampling.prompts import BUILTIN
 from tracemill.store import Store
 
 ROW = {"error": None, "finish_reason": "stop", "reasoning": "think", "response": "\\boxed{4}", "correct": True,

@@ -6,8 +6,9 @@ import json
 
 import numpy as np
 
-from tracemill import filters, funnel
-from tracemill.filters import ContaminationConfig, FilterConfig, LengthOutlierConfig, NgramIndex, Plan
+from tracemill.filtering import funnel
+from tracemill.filtering import stage as filters
+from tracemill.filtering.stage import ContaminationConfig, FilterConfig, LengthOutlierConfig, NgramIndex, Plan
 
 
 def _funnel(relabels, verdicts) -> funnel.Funnel:

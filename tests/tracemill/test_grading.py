@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tracemill.gradepool import SymbolicPool
-from tracemill.grading import Verdict, compare, compare_many, explodes, grade, grade_many
+from tracemill.judging.grade_pool import SymbolicPool
+from tracemill.judging.grading import Verdict, compare, compare_many, explodes, grade, grade_many
 
 from .grading_cases import CASES, r1
 

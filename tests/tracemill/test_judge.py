@@ -8,7 +8,7 @@ import pytest
 
 from tests.fake_judge import fake_judge, predicted_of
 from tests.fake_openai import FakeOpenAI, Reply, prompt_of
-from tracemill.judge import VERDICT_REGEX, JudgeItem, ask_judge, judge_prompt, judge_seed, parse_judgement
+from tracemill.judging.llm_judge import VERDICT_REGEX, JudgeItem, ask_judge, judge_prompt, judge_seed, parse_judgement
 from tracemill.teachers.base import SamplingParams
 from tracemill.teachers.endpoint import EndpointTeacher
 

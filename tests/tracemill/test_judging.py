@@ -12,8 +12,8 @@ import pytest
 
 from tests.fake_judge import fake_judge, predicted_of
 from tests.fake_openai import FakeOpenAI, prompt_of
-from tracemill import judging
-from tracemill.judge_config import JudgeConfig, JudgeMode, RelabelConfig
+from tracemill.judging import stage as judging
+from tracemill.judging.config import JudgeConfig, JudgeMode, RelabelConfig
 from tracemill.records import PROBLEM, RELABEL, SAMPLE, to_table
 from tracemill.teachers.config import EndpointTeacherConfig
 from tracemill.teachers.endpoint import EndpointTeacher
@@ -228,7 +228,9 @@ def test_editing_the_grader_changes_the_verdict_fingerprint_not_the_samples_one(
     sources = judging.grader_sources()
     assert set(sources) == set(judging.GRADER_MODULES) and judging.grader_version(sources) == judging.CODE_VERSION
     edited = dict(sources)  # a change to the normal form, as a grader fix would make
-    edited["tracemill.answers"] = sources["tracemill.answers"].replace('.replace("−", "-")', '.replace("–", "-")', 1)
+    edited["tracemill.judging.answers"] = sources["tracemill.judging.answers"].replace(
+        '.replace("−", "-")', '.replace("–", "-")', 1
+    )
     assert edited != sources and judging.grader_version(edited) != judging.CODE_VERSION
 
     sampling_config = SamplingConfig(teacher={"kind": "vllm", "model": "tiny"})  # no block to resolve

@@ -10,7 +10,7 @@ from collections import Counter
 
 import pytest
 
-from tracemill.grading import Verdict, grade_many
+from tracemill.judging.grading import Verdict, grade_many
 
 from .peer_cases import ADVERSARIAL, PEER_CASES, SOURCES
 

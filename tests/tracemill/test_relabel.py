@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tracemill.relabel import Decision, decide, vote
+from tracemill.judging.relabel import Decision, decide, vote
 
 WRONG = [False] * 8
 

@@ -15,11 +15,12 @@ from transformers import AutoTokenizer
 
 from tests.fake_judge import chat_reply
 from tests.fake_openai import FakeOpenAI
-from tracemill import export, filters
 from tracemill.build import BuildConfig
-from tracemill.export import ExportConfig
-from tracemill.filters import FilterConfig, Plan
-from tracemill.judge import judge_seed
+from tracemill.export import layouts as export
+from tracemill.export.layouts import ExportConfig
+from tracemill.filtering import stage as filters
+from tracemill.filtering.stage import FilterConfig, Plan
+from tracemill.judging.llm_judge import judge_seed
 from tracemill.records import PROBLEM, SCORE, VERDICT, to_table
 from tracemill.scoring.config import LmJudgeVerifier, ScoresConfig, VerifierConfig
 from tracemill.scoring.pooling import encode

@@ -9,14 +9,14 @@ from pathlib import Path
 import pyarrow as pa
 import yaml
 
-from tracemill import judging
 from tracemill.config import ClevrProceduralSource
-from tracemill.judge_config import JudgeConfig, RelabelConfig
+from tracemill.judging import stage as judging
+from tracemill.judging.config import JudgeConfig, RelabelConfig
+from tracemill.problems.clevr import read_counting_problems
+from tracemill.problems.clevr_questions import procedural_problems
 from tracemill.records import PROBLEM, RELABEL, SAMPLE, to_table
-from tracemill.sources.clevr import read_counting_problems
-from tracemill.sources.clevr_questions import procedural_problems
 
-from .sources.test_clevr_files import QUESTIONS, SCENES, write
+from .problems.test_clevr_files import QUESTIONS, SCENES, write
 
 ROOT = Path(__file__).resolve().parents[2]
 

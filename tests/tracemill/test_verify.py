@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tracemill import export, filters
-from tracemill.export import ExportConfig
-from tracemill.filters import FilterConfig, Plan
+from tracemill.export import layouts as export
+from tracemill.export.layouts import ExportConfig
+from tracemill.filtering import stage as filters
+from tracemill.filtering.stage import FilterConfig, Plan
 from tracemill.store import Store
 from tracemill.verify import CORRUPT, MISSING, OK, check_dataset, check_export, repair, table
 

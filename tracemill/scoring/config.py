@@ -8,7 +8,7 @@ from pydantic import Field, model_validator
 
 from tracemill.config import Regex, _Model
 from tracemill.form import KindPicker
-from tracemill.judge import VERDICT_REGEX
+from tracemill.judging.llm_judge import VERDICT_REGEX
 from tracemill.teachers.base import SamplingParams
 from tracemill.teachers.config import TeacherConfig
 

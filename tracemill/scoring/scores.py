@@ -3,7 +3,7 @@
 Each verifier sees the problem (its description, question and options) and the sample's text. A
 reward model gives one score, a process reward model one per step (steps split by its separator),
 an LM judge ``verdicts_per_sample`` verdicts, each request with its own seed, parsed strictly
-(:func:`tracemill.judge.parse_judgement`: only a last line ``Judgement: Yes`` or ``No`` counts).
+(:func:`tracemill.judging.llm_judge.parse_judgement`: only a last line ``Judgement: Yes`` or ``No`` counts).
 A failed sample (no response) gets a row with no score, so every sample has one row per verifier.
 """
 
@@ -15,9 +15,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from tracemill.judge import judge_seed, parse_judgement
-from tracemill.prompts import prompt_fields
+from tracemill.judging.llm_judge import judge_seed, parse_judgement
 from tracemill.records import SCORE, to_table
+from tracemill.sampling.prompts import prompt_fields
 from tracemill.scoring.config import (
     LmJudgeVerifier,
     ProcessRewardModelVerifier,

@@ -9,7 +9,7 @@ from pydantic import Field, field_validator, model_validator
 
 from tracemill.config import _Model
 from tracemill.form import KindPicker
-from tracemill.prompts import PromptTemplate, templates
+from tracemill.sampling.prompts import PromptTemplate, templates
 from tracemill.teachers.base import SamplingParams
 
 

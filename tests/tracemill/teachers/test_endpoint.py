@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tests.fake_openai import FakeOpenAI, Received, Reply, echo, prompt_of, worst_excess
-from tracemill.prompts import PromptTemplate
-from tracemill.sampling import Sampler, SamplingFailedError, request_seed
+from tracemill.sampling.prompts import PromptTemplate
+from tracemill.sampling.stage import Sampler, SamplingFailedError, request_seed
 from tracemill.store import Store
 from tracemill.teachers.base import SampleRequest, SamplingParams
 from tracemill.teachers.endpoint import EndpointTeacher, parse_retry_after

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from tracemill.sampling import Progress, Sampler
+from tracemill.sampling.stage import Progress, Sampler
 from tracemill.teachers.config import SamplingConfig, VllmTeacherConfig
 
 
@@ -57,7 +57,7 @@ def test_engine_arguments_name_vllm_settings():
 
 def test_progress_counts_tokens_over_the_last_minute_and_estimates_the_rest(monkeypatch):
     clock = [1000.0]
-    monkeypatch.setattr("tracemill.sampling.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("tracemill.sampling.stage.time.monotonic", lambda: clock[0])
     sampler = Sampler(
         teacher=None,  # type: ignore[arg-type]
         params=None,  # type: ignore[arg-type]

@@ -1,0 +1,1 @@
+"""Tools for development and the demo: the configuration reference and the tiny local model."""

@@ -1,0 +1,1 @@
+"""Exports: the layouts, the dataset card, and the stage."""

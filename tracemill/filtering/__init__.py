@@ -1,0 +1,1 @@
+"""Filtering: the filter rules, de-duplication, benchmark contamination, the funnel, and the stage."""

@@ -1,0 +1,1 @@
+"""Sampling: prompts, the streaming sampler, and the stage."""

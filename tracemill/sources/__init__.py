@@ -1,1 +1,0 @@
-"""Problem sources: where problems come from before any teacher sees them."""
