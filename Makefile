@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint format bench clean stack-up stack-down stack-status
+.PHONY: setup demo test test-fast lint format bench clean stack-up stack-down stack-status
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,14 +22,20 @@ setup: $(STAMP)
 demo: $(STAMP)
 	PREFECT_SERVER_ANALYTICS_ENABLED=false $(VENV)/bin/tracemill demo
 
-# Lint, then the whole suite. The tests start what they need (a Prefect test server, a SeaweedFS
-# S3 server on loopback) and stop it again; Debian's PostgreSQL and Chromium, which two of them
-# drive, are installed once (as root).
+# Lint, then the whole suite (what CI runs). The tests start what they need (a Prefect test server,
+# a SeaweedFS S3 server on loopback, the vLLM CPU engine) and stop it again; Debian's PostgreSQL and
+# Chromium, which two of them drive, are installed once (as root).
 test: $(STAMP)
 	bash infra/system-packages.sh
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	PREFECT_SERVER_ANALYTICS_ENABLED=false $(PY) -m pytest
+
+# The unit tests only, about a minute: no server, engine, browser or flow run. tests/conftest.py marks
+# every test `unit` or `integration` (plus prefect, s3, vllm, browser, postgres for what it starts);
+# one marker alone: `.venv/bin/python -m pytest -m vllm`.
+test-fast: $(STAMP)
+	PREFECT_SERVER_ANALYTICS_ENABLED=false $(PY) -m pytest -m unit -q
 
 # tracemill on one machine without containers (README, "Running on one machine"): PostgreSQL (SQLite
 # when it is not installed), SeaweedFS S3, the Prefect server, the pools, blocks, deployments and

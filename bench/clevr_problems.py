@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 import time
 
-from tracemill.config import ClevrProceduralSource
 from tracemill.problems import stage as problems
 from tracemill.problems.clevr_questions import procedural_problems
+from tracemill.problems.config import ClevrProceduralSource
 from tracemill.store import Store
 
 

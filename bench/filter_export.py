@@ -19,11 +19,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tracemill.export import layouts as export
-from tracemill.export.layouts import ExportConfig
+from tracemill.export.config import ExportConfig
+from tracemill.filtering import rules
 from tracemill.filtering import stage as filters
-from tracemill.filtering.stage import FilterConfig, LengthOutlierConfig, Plan
-from tracemill.records import RELABEL, VERDICT
-from tracemill.sampling.prompts import BUILTIN
+from tracemill.filtering.config import FilterConfig, LengthOutlierConfig
+from tracemill.filtering.stage import Plan
+from tracemill.records import MESSAGES, RELABEL, VERDICT
+from tracemill.sampling.prompts import BUILTIN, prompt_columns
 from tracemill.store import Store
 
 WORDS = np.array(
@@ -50,11 +52,15 @@ def _shard(rng: np.random.Generator, shard: int, problems: int, per_problem: int
     reasoning = [reasoning[i - 1] if dup[i] and i % per_problem else r for i, r in enumerate(reasoning)]
     correct = rng.random(rows) < 0.6
     extracted = np.where(correct, np.repeat(answers, per_problem), "x")
+    template = BUILTIN["math_boxed"]
+    prompts = [prompt_columns(template.render({"question": q})) for q in relabel["question"].to_pylist()]
     verdict = {name: pa.nulls(rows, field.type) for name, field in zip(VERDICT.names, VERDICT, strict=True)}
     verdict |= {
         "problem_id": pa.array(np.repeat(pids, per_problem)),
         "sample_idx": pa.array(np.tile(np.arange(per_problem, dtype=np.int32), problems)),
-        "teacher": pa.array(["bench-teacher"] * rows), "prompt_version": pa.array([BUILTIN["math_boxed"].id] * rows),
+        "teacher": pa.array(["bench-teacher"] * rows), "prompt_version": pa.array([template.id] * rows),
+        "prompt": pa.array([p["prompt"] for p in prompts for _ in range(per_problem)]),
+        "prompt_messages": pa.array([p["prompt_messages"] for p in prompts for _ in range(per_problem)], MESSAGES),
         "seed": pa.array(np.arange(rows)), "reasoning": pa.array(reasoning),
         "response": pa.array([f"The answer is \\boxed{{{x}}}." for x in extracted]),
         "finish_reason": pa.array(np.where(rng.random(rows) < 0.02, "length", "stop")),
@@ -101,8 +107,8 @@ def main() -> None:
         rejected = store.dataset("rejected", "bench", "rejected")
         out = export.export_dir(store, "bench", ExportConfig())
         start = time.perf_counter()
-        tokens = [filters.measured_tokens(verdicts.read_shard(i, filters.LENGTH_COLUMNS)) for i in range(shards)]
-        plan = Plan(config, length_limit=filters.length_bound(np.concatenate(tokens), config.length))
+        tokens = [rules.measured_tokens(verdicts.read_shard(i, rules.LENGTH_COLUMNS)) for i in range(shards)]
+        plan = Plan(config, length_limit=rules.length_bound(np.concatenate(tokens), config.length))
         for shard in range(shards):
             k, d = filters.filter_shard(relabel.read_shard(shard), verdicts.read_shard(shard), plan, shard=shard)
             kept.write_shard(shard, k)

@@ -25,7 +25,8 @@ import openai
 
 from tracemill.records import PROBLEM, to_table
 from tracemill.sampling.prompts import PromptTemplate
-from tracemill.sampling.stage import Sampler, request_seed
+from tracemill.sampling.stage import Sampler
+from tracemill.seeds import request_seed
 from tracemill.store import Store
 from tracemill.teachers.base import SamplingParams
 from tracemill.teachers.endpoint import EndpointTeacher

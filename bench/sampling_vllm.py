@@ -22,7 +22,8 @@ from tools.tiny_model import make_tiny_model
 from tracemill.problems.clevr_questions import procedural_problems
 from tracemill.records import PROBLEM, to_table
 from tracemill.sampling.prompts import BUILTIN
-from tracemill.sampling.stage import Sampler, request_seed
+from tracemill.sampling.stage import Sampler
+from tracemill.seeds import request_seed
 from tracemill.store import Store
 from tracemill.teachers.base import SamplingParams
 from tracemill.teachers.offline import VllmTeacher

@@ -22,6 +22,11 @@ from prefect.context import SettingsContext
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from pydantic import Field, SecretStr
 
+from tracemill.teachers import factory
+from tracemill.teachers.base import Teacher
+from tracemill.teachers.config import TeacherConfig
+from tracemill.teachers.factory import EndpointSettings
+
 # Slots are taken from the API a quarter second's worth at a time, not one per request (each take is a
 # round-trip), and what a run has not spent a second later is dropped, so runs cannot pile up bursts.
 CHUNK_S = 0.25
@@ -52,6 +57,19 @@ class TeacherEndpoint(Block):
         description="Share the rate limits among all runs using this block, through Prefect global concurrency "
         "limits named after it (one API key's budget); off: each run may use the full rates.",
     )
+
+    def settings(self, requests: bool = False) -> EndpointSettings:
+        """The plain settings the teacher factory builds an endpoint teacher with; with ``requests`` (a run that
+        sends some) the limiter of the shared rate limits too, set up on the Prefect API."""
+        return EndpointSettings(
+            base_url=self.base_url,
+            model=self.model,
+            api_key=self.api_key.get_secret_value() if self.api_key else None,
+            max_concurrency=self.max_concurrency,
+            requests_per_minute=self.requests_per_minute,
+            tokens_per_minute=self.tokens_per_minute,
+            limiter=self.shared_limiter() if requests else None,
+        )
 
     def limit_name(self, kind: str) -> str:
         """The global concurrency limit of ``kind`` (requests or tokens) that this block's runs share."""
@@ -87,6 +105,17 @@ class TeacherEndpoint(Block):
             return SharedRateLimiter(requests, tokens, settings)
 
         return make
+
+
+def endpoint_settings(teacher: TeacherConfig, requests: bool = False) -> EndpointSettings | None:
+    """The settings of the TeacherEndpoint block a teacher config names; None for a teacher that names none."""
+    name = teacher.endpoint_block()
+    return None if name is None else TeacherEndpoint.load(name).settings(requests)
+
+
+def build_teacher(teacher: TeacherConfig) -> Teacher:
+    """The teacher, with its block's settings and shared limits where it names an endpoint block."""
+    return factory.build_teacher(teacher, endpoint_settings(teacher, requests=True))
 
 
 class SharedBucket:

@@ -18,17 +18,19 @@ from prefect.context import get_run_context
 from prefect.deployments import run_deployment
 
 from blocks.object_store import open_store
+from blocks.teacher_endpoint import endpoint_settings
 from flows.entry import StageFailedError
 from flows.filtering import filter_and_export
 from flows.judging import judge_samples
 from flows.preflight import check_build
 from flows.problems import synthesize_problems
-from flows.sampling import commit_samples, sample_problems, samples_fingerprint
+from flows.sampling import sample_problems
 from flows.scores import score_samples
 from tracemill.build import BuildConfig
 from tracemill.faults import is_transient_fault
 from tracemill.problems.stage import STAGE as PROBLEMS_STAGE
 from tracemill.sampling import stage as sampling
+from tracemill.stage import commit, shards_to_make
 from tracemill.store import fingerprint_of
 
 T = TypeVar("T")
@@ -96,7 +98,7 @@ def build_dataset(config: BuildConfig, force: bool = False) -> dict[str, str]:
         relabel=fingerprint_of(judged["relabel"]),
         verdicts=fingerprint_of(judged["rejudged"]),
         scores=fingerprint_of(scored["scores"]) if scored else None,
-        filter_config=config.filter_config(),
+        filter_config=config.filters,
         export_config=config.export,
         store=store,
         force=force,
@@ -135,11 +137,11 @@ def sample_on_gpu_pool(config: BuildConfig, problems: str, force: bool) -> str:
     logger = get_run_logger()
     store = open_store(config.store)
     total = len(store.dataset("problems", problems, "problem").manifest()["shards"])
-    dataset = store.dataset(sampling.STAGE, samples_fingerprint(config.sampling, problems), "sample")
+    stage = sampling.samples_stage(config.sampling, problems, endpoint_settings)
+    dataset = stage.dataset(store)
     if dataset.is_current() and not force:
         return dataset.uri
-    done = set() if force else set(dataset.intact_shards())  # one listing, not a request per shard
-    todo = [s for s in range(total) if s not in done]
+    todo = shards_to_make(dataset, range(total), force)
     size = config.orchestration.shards_per_run
     chunks = [todo[start : start + size] for start in range(0, len(todo), size)]
     context = get_run_context()
@@ -163,7 +165,7 @@ def sample_on_gpu_pool(config: BuildConfig, problems: str, force: bool) -> str:
         state = _wait(run_id)
         if not state.is_completed():
             raise RuntimeError(f"sampling run {run_id} for shards {chunk} ended {state.name}: {state.message}")
-    missing = commit_samples(dataset, total, config.sampling, problems, force)
+    missing = commit(stage, [dataset], total, force=force)
     if missing:
         raise RuntimeError(f"sampling runs completed but shards {missing} of {dataset.uri} are missing")
     return dataset.uri

@@ -11,8 +11,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from tracemill.config import SourceConfig, StoreConfig
+from tracemill.config import StoreConfig
 from tracemill.preflight import PreflightError
+from tracemill.problems.config import SourceConfig
 
 
 class StageFailedError(RuntimeError):

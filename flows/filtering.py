@@ -25,12 +25,13 @@ from tasks.filtering import benchmark_index, commit, filter_shard, length_bound
 from tracemill.config import StoreConfig
 from tracemill.export import layouts as export
 from tracemill.export.card import markdown_table
-from tracemill.export.layouts import ExportConfig
+from tracemill.export.config import ExportConfig
 from tracemill.filtering import funnel
 from tracemill.filtering import stage as filters
-from tracemill.filtering.stage import FilterConfig
+from tracemill.filtering.config import FilterConfig
 from tracemill.scoring import worth
-from tracemill.store import Dataset, fingerprint
+from tracemill.stage import aligned_shards, is_written
+from tracemill.store import Dataset
 
 FUNNEL_FILE = "funnel.json"
 
@@ -59,18 +60,18 @@ def filter_and_export(
     where = open_store(store)
     problems = where.dataset(RELABEL_STAGE, relabel, "relabel")
     samples = where.dataset(VERDICTS_STAGE, verdicts, "verdict")
-    num_shards = _aligned_shards(problems, samples)
+    num_shards = aligned_shards(problems, samples)
 
     index, benchmarks = None, []
     if filter_config.contamination is not None:
         index, benchmarks = benchmark_index(filter_config.contamination, where)
-    fp, inputs = kept_fingerprint(filter_config, relabel, verdicts, benchmarks)
-    kept = where.dataset(filters.KEPT_STAGE, fp, "kept")
-    rejected = where.dataset(filters.REJECTED_STAGE, fp, "rejected")
+    stage = filters.kept_stage(filter_config, relabel, verdicts, benchmarks)
+    kept, rejected = stage.outputs(where)
+    fp = stage.fingerprint
     logger.info("kept dataset %s, rejected %s: %d shard(s)", kept.uri, rejected.uri, num_shards)
 
     plan = None
-    if force or any(not (kept.has_shard(i) and rejected.has_shard(i)) for i in range(num_shards)):
+    if force or not all(is_written((kept, rejected), i) for i in range(num_shards)):
         bound = None
         if filter_config.length is not None and filter_config.length.scope == "global":
             bound = length_bound(samples, filter_config.length)
@@ -81,14 +82,12 @@ def filter_and_export(
     progress = create_progress_artifact(
         progress=0.0, key="filter-export-progress", description="Shards filtered, then exported"
     )
-    futures = shard_task.map(
-        unmapped(problems), unmapped(samples), unmapped(kept), unmapped(rejected), range(num_shards), unmapped(plan),
-        unmapped(force),
-    )  # fmt: skip
+    job = filters.FilterJob(problems, samples, kept, rejected, plan)
+    futures = shard_task.map(unmapped(job), range(num_shards), unmapped(force))
     for done, _ in enumerate(as_completed(futures), start=1):
         update_progress_artifact(progress, progress=50.0 * done / num_shards)
     summaries = futures.result()
-    commit(kept, rejected, num_shards, filter_config, inputs, force)
+    commit(stage, [kept, rejected], num_shards, force=force)
     counts = funnel.merge(funnel.from_json(s["funnel"]) for s in summaries)
     create_table_artifact(
         key="filter-funnel",
@@ -103,9 +102,8 @@ def filter_and_export(
         build_info = {**(build_info or {}), "verifiers": worth.display_rows(scored.manifest()["metadata"]["worth"])}
     export_task = export_shard.with_options(result_storage=storage, refresh_cache=force or None)
     exports = export_task.map(
-        unmapped(kept), unmapped(rejected), unmapped(out), range(num_shards), unmapped(export_config), unmapped(force),
-        unmapped(scored),
-    )  # fmt: skip
+        unmapped(export.ExportJob(kept, rejected, out, export_config, scored)), range(num_shards), unmapped(force)
+    )
     for done, _ in enumerate(as_completed(exports), start=1):
         update_progress_artifact(progress, progress=50.0 + 50.0 * done / num_shards)
     markers = exports.result()
@@ -147,28 +145,6 @@ def filter_and_export(
     logger.info("filtered %d of %d samples into %s; exports in %s", counts[funnel.ALL].kept, counts[funnel.ALL].samples,
                 kept.uri, out.uri)  # fmt: skip
     return result
-
-
-def kept_fingerprint(
-    filter_config: FilterConfig, relabel: str, verdicts: str, benchmarks: list[str]
-) -> tuple[str, list[str]]:
-    """The fingerprint of the kept and rejected datasets, and its inputs: the judged datasets and the benchmarks."""
-    inputs = [relabel, verdicts, *benchmarks]
-    return fingerprint(filters.KEPT_STAGE, filter_config, filters.CODE_VERSION, inputs), inputs
-
-
-def _aligned_shards(problems: Dataset, samples: Dataset) -> int:
-    """Both inputs complete and with the same number of shards (shard i of each covers the same problems)."""
-    counts = []
-    for dataset in (problems, samples):
-        if not dataset.is_complete():
-            raise ValueError(f"{dataset.uri}: no manifest: the {dataset.stage} dataset is missing or incomplete")
-        counts.append(len(dataset.manifest()["shards"]))
-    if counts[0] != counts[1]:
-        raise ValueError(
-            f"{problems.uri} has {counts[0]} shard(s) but {samples.uri} has {counts[1]}: they must be shard-aligned"
-        )
-    return counts[0]
 
 
 def _uri(out: Dataset, relative: str) -> str:

@@ -10,6 +10,7 @@ flow run and only if some shard has to be judged.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -23,29 +24,17 @@ from prefect.artifacts import (
 
 from blocks.object_store import open_store
 from blocks.store_results import result_storage
+from blocks.teacher_endpoint import build_teacher, endpoint_settings
 from flows.preflight import check_stage
-from flows.sampling import lazy_teacher, teacher_identity
 from tasks import judging as tasks
 from tracemill.config import StoreConfig
 from tracemill.judging import stage as judging
 from tracemill.judging.config import JudgeConfig, RelabelConfig
 from tracemill.problems import stage as problems_stage
 from tracemill.sampling import stage as sampling
-from tracemill.store import Dataset, fingerprint
+from tracemill.stage import aligned_shards, commit
+from tracemill.store import Dataset
 from tracemill.teachers.base import Teacher
-
-
-def stage_fingerprints(
-    judge_config: JudgeConfig, relabel_config: RelabelConfig, problems: str, samples: str
-) -> dict[str, str]:
-    """The fingerprints of the verdicts, relabel and rejudged datasets of these inputs and configs."""
-    teacher = teacher_identity(judge_config.teacher) if judge_config.uses_llm and judge_config.teacher else None
-    judge = judge_config.identity(teacher)
-    verdicts = fingerprint(judging.VERDICTS, judge, judging.CODE_VERSION, [problems, samples])
-    relabel_identity = {**relabel_config.model_dump(mode="json"), "timeout_s": judge_config.timeout_s}
-    relabel = fingerprint(judging.RELABEL_STAGE, relabel_identity, judging.CODE_VERSION, [problems, verdicts])
-    rejudged = fingerprint(judging.REJUDGED, judge, judging.CODE_VERSION, [relabel, verdicts])
-    return {judging.VERDICTS: verdicts, judging.RELABEL_STAGE: relabel, judging.REJUDGED: rejudged}
 
 
 @flow(name="judge-samples")
@@ -66,74 +55,55 @@ def judge_samples(
     where = open_store(store)
     gold = where.dataset(problems_stage.STAGE, problems, "problem")
     sampled = where.dataset(sampling.STAGE, samples, "sample")
-    total = _aligned_shards(gold, sampled)
-    fps = stage_fingerprints(judge_config, relabel_config, problems, samples)
-    verdicts = where.dataset(judging.VERDICTS, fps[judging.VERDICTS], "verdict")
-    relabel = where.dataset(judging.RELABEL_STAGE, fps[judging.RELABEL_STAGE], "relabel")
-    rejudged = where.dataset(judging.REJUDGED, fps[judging.REJUDGED], "verdict")
+    total = aligned_shards(gold, sampled)
+    stages = judging.judging_stages(judge_config, relabel_config, problems, samples, endpoint_settings)
+    verdicts, relabel, rejudged = (stages[name].dataset(where) for name in judging.STAGES)
     needs_judge = judge_config.uses_llm and (force or not (verdicts.is_current() and rejudged.is_current()))
     check_stage(store, {"judge teacher": judge_config.teacher} if needs_judge and judge_config.teacher else None)
     logger.info("judging %s (%d shards, judge mode %s) into %s", sampled.uri, total, judge_config.mode, verdicts.uri)
 
     options: dict[str, Any] = {"result_storage": result_storage(store), "refresh_cache": force or None}
-    judge_task = tasks.judge_shard.with_options(**options)
-    relabel_task = tasks.relabel_shard.with_options(**options)
-    rejudge_task = tasks.rejudge_shard.with_options(**options)
+    shard_tasks = {
+        judging.VERDICTS: tasks.judge_shard.with_options(**options),
+        judging.RELABEL_STAGE: tasks.relabel_shard.with_options(**options),
+        judging.REJUDGED: tasks.rejudge_shard.with_options(**options),
+    }
     progress = create_progress_artifact(progress=0.0, key="judging-progress", description="Judging progress")
     steps = iter(range(1, 3 * total + 1))
-
-    def advance() -> None:
-        update_progress_artifact(progress, progress=100.0 * next(steps) / (3 * total))
-
+    summaries: dict[str, list[dict[str, Any]]] = {}
     with _judge(judge_config) as judge:
-        judged = []
-        for shard in range(total):
-            judged.append(judge_task(gold, sampled, verdicts, shard, judge_config, judge, force))
-            advance()
-        _commit(verdicts, total, judge_config, [problems, samples], force)
-        relabelled = []
-        for shard in range(total):
-            relabelled.append(
-                relabel_task(gold, verdicts, relabel, shard, relabel_config, judge_config.timeout_s, force)
-            )
-            advance()
-        _commit(relabel, total, relabel_config, [problems, verdicts.fingerprint], force)
-        final = []
-        for shard in range(total):
-            final.append(rejudge_task(relabel, verdicts, rejudged, shard, judge_config, judge, force))
-            advance()
-        _commit(rejudged, total, judge_config, [relabel.fingerprint, verdicts.fingerprint], force)
+        jobs = {
+            judging.VERDICTS: judging.JudgeJob(gold, sampled, verdicts, judge_config, judge),
+            judging.RELABEL_STAGE: judging.RelabelJob(gold, verdicts, relabel, relabel_config, judge_config.timeout_s),
+            judging.REJUDGED: judging.JudgeJob(relabel, verdicts, rejudged, judge_config, judge, again=True),
+        }
+        for name, job in jobs.items():  # in stage order: each reads the one before
+            summaries[name] = []
+            for shard in range(total):
+                summaries[name].append(shard_tasks[name](job, shard, force))
+                update_progress_artifact(progress, progress=100.0 * next(steps) / (3 * total))
+            commit(stages[name], job.outputs, total, force=force)
 
-    _artifacts(judged, relabelled, final, {"verdicts": verdicts, "relabel": relabel, "rejudged": rejudged})
+    _artifacts(*summaries.values(), {"verdicts": verdicts, "relabel": relabel, "rejudged": rejudged})
     return {"verdicts": verdicts.uri, "relabel": relabel.uri, "rejudged": rejudged.uri}
 
 
 @contextlib.contextmanager
 def _judge(config: JudgeConfig) -> Iterator[Callable[[], Teacher | None]]:
-    """The judge model's builder; a rules-only config never has one."""
-    if config.teacher is None or not config.uses_llm:
+    """The judge model's builder: built on first call only, once per flow run, and closed on leaving; a
+    rules-only config never has one."""
+    teacher = config.teacher
+    if teacher is None or not config.uses_llm:
         yield lambda: None
         return
-    with lazy_teacher(config.teacher) as teacher:
-        yield teacher
-
-
-def _aligned_shards(problems: Dataset, samples: Dataset) -> int:
-    """Shard ``i`` of the samples holds the samples of problems shard ``i``; both must have as many shards."""
-    total = len(samples.manifest()["shards"])
-    expected = len(problems.manifest()["shards"])
-    if total != expected:
-        raise ValueError(
-            f"samples dataset {samples.uri} has {total} shards but its problems dataset {problems.uri} has "
-            f"{expected}: sample every shard of the problems before judging"
-        )
-    return total
-
-
-def _commit(dataset: Dataset, total: int, config: Any, inputs: list[str], force: bool) -> None:
-    """Write the manifest last, once every shard exists; a current one is kept unless forced."""
-    if force or not dataset.is_current():
-        dataset.commit(total, config=config, code_version=judging.CODE_VERSION, inputs=inputs)
+    judge = functools.cache(lambda: build_teacher(teacher))
+    try:
+        yield judge
+    finally:
+        if judge.cache_info().currsize:
+            close = getattr(judge(), "close", None)
+            if close:
+                close()
 
 
 def _artifacts(

@@ -10,14 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from blocks.object_store import open_store
-from blocks.teacher_endpoint import TeacherEndpoint
-from flows.sampling import samples_fingerprint
+from blocks.teacher_endpoint import TeacherEndpoint, endpoint_settings
 from tracemill import plan as planning
 from tracemill.build import BuildConfig
 from tracemill.problems import stage as problems_stage
 from tracemill.sampling import stage as sampling
 from tracemill.scoring.config import LmJudgeVerifier
-from tracemill.teachers.config import EndpointTeacherConfig
 
 
 def build_plan(config: BuildConfig) -> list[dict[str, Any]]:
@@ -28,13 +26,12 @@ def build_plan(config: BuildConfig) -> list[dict[str, Any]]:
     teachers = [config.sampling.teacher, config.judge.teacher]
     teachers += [v.teacher for v in config.scores.verifiers if isinstance(v, LmJudgeVerifier)]
     prices = {}
-    for teacher in teachers:
-        if isinstance(teacher, EndpointTeacherConfig):
-            block = TeacherEndpoint.load(teacher.block)
-            if block.input_price_per_million is not None and block.output_price_per_million is not None:
-                prices[teacher.block] = planning.Prices(block.input_price_per_million, block.output_price_per_million)
-    fp = samples_fingerprint(config.sampling, problems_stage.stage_fingerprint(config.source, store))
-    previous = store.dataset(sampling.STAGE, fp, "sample")
+    for name in {teacher.endpoint_block() for teacher in teachers if teacher is not None} - {None}:
+        block = TeacherEndpoint.load(name)
+        if block.input_price_per_million is not None and block.output_price_per_million is not None:
+            prices[name] = planning.Prices(block.input_price_per_million, block.output_price_per_million)
+    problems_fp = problems_stage.stage_fingerprint(config.source, store)
+    previous = sampling.samples_stage(config.sampling, problems_fp, endpoint_settings).dataset(store)
     measured = None
     if previous.is_complete():
         tokens = [t for t in previous.read(["completion_tokens"])["completion_tokens"].to_pylist() if t is not None]

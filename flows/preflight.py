@@ -9,14 +9,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from blocks.object_store import open_store
-from blocks.teacher_endpoint import TeacherEndpoint
+from blocks.teacher_endpoint import endpoint_settings
 from tracemill import preflight
 from tracemill.build import BuildConfig
 from tracemill.config import StoreConfig
 from tracemill.judging import stage as judging
 from tracemill.problems import stage as problems
 from tracemill.sampling import stage as sampling
-from tracemill.teachers.config import TeacherConfig, VllmTeacherConfig
+from tracemill.teachers.config import TeacherConfig
+from tracemill.teachers.factory import check_teacher
 
 
 def check_build(config: BuildConfig, force: bool = False) -> None:
@@ -52,31 +53,27 @@ def _problems(store: StoreConfig, teachers: Mapping[str, TeacherConfig]) -> list
 
 
 def _teacher_problem(name: str, teacher: TeacherConfig) -> preflight.Problem | None:
-    if isinstance(teacher, VllmTeacherConfig):
-        return preflight.check_model(teacher.model, f"{name} model")
-    label = f"{name} (TeacherEndpoint block {teacher.block!r})"
+    block = teacher.endpoint_block()
+    label = name if block is None else f"{name} (TeacherEndpoint block {block!r})"
     try:
-        block = TeacherEndpoint.load(teacher.block)
+        endpoint = endpoint_settings(teacher)
     except ValueError as exc:  # the block is not there
         return preflight.Problem(f"{label}: {exc}")
-    key = block.api_key.get_secret_value() if block.api_key else None
-    return preflight.check_endpoint(block.base_url, block.model, key, label)
+    return check_teacher(teacher, endpoint, label)
 
 
 def _finished(config: BuildConfig) -> set[str]:
     """The teacher stages ("sampling", "judging") whose datasets are complete and intact already."""
-    # Imported here: the sampling and judging flows call check_stage at their entry.
-    from flows.judging import stage_fingerprints
-    from flows.sampling import samples_fingerprint
-
     try:
         store = open_store(config.store)
         problems_fp = problems.stage_fingerprint(config.source, store)
-        samples = store.dataset(sampling.STAGE, samples_fingerprint(config.sampling, problems_fp), "sample")
+        samples = sampling.samples_stage(config.sampling, problems_fp, endpoint_settings).dataset(store)
         if not samples.is_current():
             return set()
-        fps = stage_fingerprints(config.judge, config.relabel, problems_fp, samples.fingerprint)
-        judged = all(store.dataset(s, fps[s], "verdict").is_current() for s in (judging.VERDICTS, judging.REJUDGED))
+        stages = judging.judging_stages(
+            config.judge, config.relabel, problems_fp, samples.fingerprint, endpoint_settings
+        )
+        judged = all(stages[s].dataset(store).is_current() for s in (judging.VERDICTS, judging.REJUDGED))
     except Exception:  # a store, block or source that fails here fails the checks or the stage that follows
         return set()
     return {"sampling", "judging"} if judged else {"sampling"}

@@ -19,10 +19,11 @@ from blocks.store_results import result_storage
 from flows.entry import read_source, run_cli
 from flows.preflight import check_stage
 from tasks.problems import commit_problems, synthesize_shard
-from tracemill.config import ClevrProceduralSource, ProblemsConfig, SourceConfig, StoreConfig, load_problems_config
+from tracemill.config import StoreConfig
 from tracemill.export.card import markdown_table
 from tracemill.filtering import funnel
 from tracemill.problems import stage as problems
+from tracemill.problems.config import ClevrProceduralSource, ProblemsConfig, SourceConfig, load_problems_config
 
 
 @flow(name="synthesize-problems")
@@ -35,8 +36,8 @@ def synthesize_problems(
     logger = get_run_logger()
     check_stage(store)
     where = open_store(store)
-    inputs = problems.input_fingerprints(source, where)
-    dataset = where.dataset(problems.STAGE, problems.stage_fingerprint(source, where), "problem")
+    stage = problems.problems_stage(source, where)
+    dataset = stage.dataset(where)
     num_shards = problems.num_shards(source, where)
     logger.info("problems dataset %s: %d shard(s)", dataset.uri, num_shards)
     rows = problems.row_report(source, where)
@@ -48,12 +49,14 @@ def synthesize_problems(
 
     shard_task = synthesize_shard.with_options(result_storage=result_storage(store), refresh_cache=force or None)
     progress = create_progress_artifact(progress=0.0, key="problems-progress", description="Problem shards written")
-    futures = shard_task.map(unmapped(source), unmapped(dataset), range(num_shards), unmapped(force))
+    futures = shard_task.map(unmapped(problems.ProblemsJob(source, dataset)), range(num_shards), unmapped(force))
     for done, _ in enumerate(as_completed(futures), start=1):
         update_progress_artifact(progress, progress=100.0 * done / num_shards)
     futures.result()  # raises the first shard failure, naming the shard's task run
 
-    manifest = commit_problems(source, dataset, num_shards, inputs, force, rows)
+    # The rows the source skipped or repaired, per reason, go in the manifest's metadata.
+    commit_problems(stage, [dataset], num_shards, force=force, metadata={"rows": rows})
+    manifest = dataset.manifest()
     create_table_artifact(
         key="problems-shards",
         table=[{"shard": s["index"], "file": s["file"], "rows": s["rows"]} for s in manifest["shards"]],

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import contextvars
-import functools
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -23,45 +22,16 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from blocks.object_store import open_store
 from blocks.store_results import result_storage
-from blocks.teacher_endpoint import TeacherEndpoint
+from blocks.teacher_endpoint import build_teacher, endpoint_settings
 from flows.entry import run_cli
 from flows.preflight import check_stage
 from tasks.sampling import sample_shard
 from tracemill.config import StoreConfig
 from tracemill.problems import stage as problems_stage
 from tracemill.sampling import stage as sampling
-from tracemill.store import Dataset, fingerprint, fingerprint_of
-from tracemill.teachers.base import Teacher
-from tracemill.teachers.config import EndpointTeacherConfig, SamplingConfig, TeacherConfig, VllmTeacherConfig
-
-
-def teacher_identity(config: TeacherConfig) -> dict[str, Any]:
-    """What names the teacher in the samples fingerprint; an endpoint's comes from its block."""
-    if isinstance(config, VllmTeacherConfig):
-        return config.identity()
-    block = TeacherEndpoint.load(config.block)
-    return {"kind": config.kind, "base_url": block.base_url, "model": block.model}
-
-
-def build_teacher(config: TeacherConfig) -> Teacher:
-    if isinstance(config, VllmTeacherConfig):
-        from tracemill.teachers.offline import VllmTeacher
-
-        return VllmTeacher(config.model, **config.engine_args())
-    return _endpoint_teacher(config)
-
-
-@contextlib.contextmanager
-def lazy_teacher(config: TeacherConfig) -> Iterator[Callable[[], Teacher]]:
-    """A builder of the teacher: built on first call only, once per flow run, and closed on leaving."""
-    teacher = functools.cache(lambda: build_teacher(config))
-    try:
-        yield teacher
-    finally:
-        if teacher.cache_info().currsize:
-            close = getattr(teacher(), "close", None)
-            if close:
-                close()
+from tracemill.sampling.config import SamplingConfig
+from tracemill.stage import commit, shards_to_make
+from tracemill.store import fingerprint_of
 
 
 @contextlib.contextmanager
@@ -105,29 +75,6 @@ def _reporter(artifact: Any) -> Callable[[sampling.Progress], None]:
     return update
 
 
-def _endpoint_teacher(config: EndpointTeacherConfig) -> Teacher:
-    from tracemill.teachers.endpoint import EndpointTeacher
-
-    block = TeacherEndpoint.load(config.block)
-    return EndpointTeacher(
-        base_url=block.base_url,
-        model=block.model,
-        api_key=block.api_key.get_secret_value() if block.api_key else None,
-        max_concurrency=block.max_concurrency,
-        requests_per_minute=block.requests_per_minute,
-        tokens_per_minute=block.tokens_per_minute,
-        timeout_s=config.timeout_s,
-        max_retries=config.max_retries,
-        supports_n=config.supports_n,
-        limiter=block.shared_limiter(),  # None: this run's own limits
-    )
-
-
-def samples_fingerprint(config: SamplingConfig, problems: str) -> str:
-    identity = config.identity(teacher_identity(config.teacher))
-    return fingerprint(sampling.STAGE, identity, sampling.CODE_VERSION, [problems])
-
-
 @flow(name="sample-problems")
 def sample_problems(
     problems: str,
@@ -148,9 +95,10 @@ def sample_problems(
     bad = [s for s in todo if not 0 <= s < total]
     if bad:
         raise ValueError(f"shards {bad} are not in the problems dataset {source.uri} ({total} shards)")
-    dataset = where.dataset(sampling.STAGE, samples_fingerprint(sampling_config, problems), "sample")
+    stage = sampling.samples_stage(sampling_config, problems, endpoint_settings)
+    dataset = stage.dataset(where)
     logger.info("samples dataset %s: %d of %d shard(s) in this run", dataset.uri, len(todo), total)
-    needs_teacher = force or not set(todo) <= set(dataset.intact_shards())
+    needs_teacher = bool(shards_to_make(dataset, todo, force))
     check_stage(store, {"sampling teacher": sampling_config.teacher} if needs_teacher else None)
 
     progress = create_progress_artifact(progress=0.0, key="samples-progress", description="Sampling progress")
@@ -159,12 +107,8 @@ def sample_problems(
         lazy_sampler(sampling_config, _reporter(progress)) as sampler,
         ThreadPoolTaskRunner(max_workers=sampling_config.shards_at_once) as runner,
     ):
-        futures = [
-            runner.submit(
-                task, {"problems": source, "dataset": dataset, "shard": s, "sampler": sampler, "force": force}
-            )
-            for s in todo
-        ]
+        job = sampling.SamplesJob(source, dataset, sampler)
+        futures = [runner.submit(task, {"job": job, "shard": s, "force": force}) for s in todo]
         states = [future.wait() or future.state for future in futures]
     failed = next((state for state in states if not state.is_completed()), None)
     if failed is not None:
@@ -187,20 +131,8 @@ def sample_problems(
         ],
         description=f"Samples per shard of {dataset.uri}",
     )
-    commit_samples(dataset, total, sampling_config, problems, force)
+    commit(stage, [dataset], total, force=force)  # by whichever run sees the last shard written
     return dataset.uri
-
-
-def commit_samples(dataset: Dataset, total: int, config: SamplingConfig, problems: str, force: bool) -> list[int]:
-    """Write the samples manifest once all ``total`` shards exist; returns the shards still missing.
-
-    Several runs may sample one dataset's shards (chunks on the GPU pool): whichever sees the last
-    shard written commits it.
-    """
-    missing = sorted(set(range(total)) - set(dataset.shard_indices()))
-    if not missing and (force or not dataset.is_current()):
-        dataset.commit(total, config=config, code_version=sampling.CODE_VERSION, inputs=[problems])
-    return missing
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,25 +16,13 @@ from prefect.artifacts import create_table_artifact
 
 from blocks.object_store import open_store
 from blocks.store_results import result_storage
+from blocks.teacher_endpoint import build_teacher, endpoint_settings
 from flows.preflight import check_stage
-from flows.sampling import build_teacher, teacher_identity
 from tasks.scores import score_shard
 from tracemill.config import StoreConfig
 from tracemill.scoring import scores, worth
 from tracemill.scoring.config import LmJudgeVerifier, ScoresConfig, VerifierConfig
-from tracemill.store import fingerprint
-
-
-def verifier_identity(verifier: VerifierConfig) -> dict[str, Any]:
-    """What decides a verifier's scores; an endpoint judge is named by its block's URL and model."""
-    if isinstance(verifier, LmJudgeVerifier):
-        return verifier.identity(teacher_identity(verifier.teacher))
-    return verifier.identity()
-
-
-def scores_fingerprint(config: ScoresConfig, relabel: str, rejudged: str) -> str:
-    identity = {"verifiers": [verifier_identity(v) for v in config.verifiers]}
-    return fingerprint(scores.STAGE, identity, scores.CODE_VERSION, [relabel, rejudged])
+from tracemill.stage import aligned_shards, commit
 
 
 @flow(name="score-samples")
@@ -52,28 +40,27 @@ def score_samples(
     where = open_store(store)
     problems = where.dataset("relabel", relabel, "relabel")
     verdicts = where.dataset("rejudged", rejudged, "verdict")
-    total = len(verdicts.manifest()["shards"])
-    dataset = where.dataset(scores.STAGE, scores_fingerprint(scores_config, relabel, rejudged), "score")
+    total = aligned_shards(problems, verdicts)
+    stage = scores.scores_stage(scores_config, relabel, rejudged, endpoint_settings)
+    dataset = stage.dataset(where)
     get_run_logger().info(
         "scoring %s with %d verifier(s) into %s", verdicts.uri, len(scores_config.verifiers), dataset.uri
     )
     task = score_shard.with_options(result_storage=result_storage(store), refresh_cache=force or None)
     with _scorers() as scorers:
+        job = scores.ScoresJob(problems, verdicts, dataset, scores_config.verifiers, scorers)
         for shard in range(total):
-            task(problems, verdicts, dataset, shard, scores_config.verifiers, scorers, force)
-    if force or not dataset.is_current():
+            task(job, shard, force)
+
+    def worth_table() -> dict[str, Any]:  # what the verifiers are worth: the manifest's metadata
         table = worth.worth_table(
             problems.read(["problem_id", "answer_trust"]),
             verdicts.read(["problem_id", "sample_idx", "extracted", "correct"]),
             pa.concat_tables([dataset.read_shard(shard) for shard in range(total)]),
         )
-        dataset.commit(
-            total,
-            config=scores_config,
-            code_version=scores.CODE_VERSION,
-            inputs=[relabel, rejudged],
-            metadata={"worth": table},
-        )
+        return {"worth": table}
+
+    commit(stage, [dataset], total, force=force, metadata=worth_table)
     create_table_artifact(
         key="verifier-worth",
         table=worth.display_rows(dataset.manifest()["metadata"]["worth"]),

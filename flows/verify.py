@@ -11,12 +11,11 @@ from collections.abc import Callable
 from typing import Any
 
 from blocks.object_store import open_store
-from flows.filtering import kept_fingerprint
-from flows.judging import stage_fingerprints
-from flows.sampling import samples_fingerprint
+from blocks.teacher_endpoint import endpoint_settings
 from tracemill.build import BuildConfig
 from tracemill.export import layouts as export
 from tracemill.filtering import stage as filters
+from tracemill.filtering.benchmarks import benchmark_index
 from tracemill.judging import stage as judging
 from tracemill.problems import stage as problems
 from tracemill.sampling import stage as sampling
@@ -27,23 +26,18 @@ from tracemill.verify import OK, Report, check_dataset, check_export, repair, ta
 def build_outputs(config: BuildConfig) -> tuple[list[tuple[str, Dataset]], Dataset]:
     """The datasets of a build, in stage order, and its export folder."""
     store = open_store(config.store)
-    problems_fp = problems.stage_fingerprint(config.source, store)
-    samples_fp = samples_fingerprint(config.sampling, problems_fp)
-    judged = stage_fingerprints(config.judge, config.relabel, problems_fp, samples_fp)
-    filter_config = config.filter_config()
-    contamination = filter_config.contamination
-    benchmarks = filters.benchmark_index(contamination, store)[1] if contamination is not None else []
-    kept_fp, _ = kept_fingerprint(filter_config, judged[judging.RELABEL_STAGE], judged[judging.REJUDGED], benchmarks)
-    datasets = [
-        ("problems", store.dataset(problems.STAGE, problems_fp, "problem")),
-        ("samples", store.dataset(sampling.STAGE, samples_fp, "sample")),
-        ("verdicts", store.dataset(judging.VERDICTS, judged[judging.VERDICTS], "verdict")),
-        ("relabel", store.dataset(judging.RELABEL_STAGE, judged[judging.RELABEL_STAGE], "relabel")),
-        ("rejudged", store.dataset(judging.REJUDGED, judged[judging.REJUDGED], "verdict")),
-        ("kept", store.dataset(filters.KEPT_STAGE, kept_fp, "kept")),
-        ("rejected", store.dataset(filters.REJECTED_STAGE, kept_fp, "rejected")),
-    ]
-    return datasets, export.export_dir(store, kept_fp, config.export)
+    source = problems.problems_stage(config.source, store)
+    samples = sampling.samples_stage(config.sampling, source.fingerprint, endpoint_settings)
+    judged = judging.judging_stages(
+        config.judge, config.relabel, source.fingerprint, samples.fingerprint, endpoint_settings
+    )
+    contamination = config.filters.contamination
+    benchmarks = benchmark_index(contamination, store)[1] if contamination is not None else []
+    relabel, rejudged = judged[judging.RELABEL_STAGE].fingerprint, judged[judging.REJUDGED].fingerprint
+    kept = filters.kept_stage(config.filters, relabel, rejudged, benchmarks)
+    stages = [source, samples, *judged.values(), kept]
+    datasets = [(dataset.stage, dataset) for stage in stages for dataset in stage.outputs(store)]
+    return datasets, export.export_dir(store, kept.fingerprint, config.export)
 
 
 def verify_build(config: BuildConfig) -> list[Report]:

@@ -12,12 +12,13 @@ import contextlib
 import functools
 import hashlib
 import inspect
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from prefect import Task, task
+from prefect import Task, get_run_logger, task
 from prefect.cache_policies import CachePolicy
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.context import TaskRunContext
@@ -25,6 +26,7 @@ from prefect.tasks import exponential_backoff
 
 from tasks.locks import locks_are_shared, shard_lock
 from tracemill.faults import is_transient_fault
+from tracemill.stage import ShardJob
 from tracemill.store import Dataset
 
 
@@ -38,19 +40,18 @@ class ShardCachePolicy(CachePolicy):
     one stat per shard the task writes, and one manifest read per dataset and flow run.
     """
 
-    # The task's parameters that hold the datasets whose shard ``shard`` it writes.
-    outputs: tuple[str, ...] = ("dataset",)
     # Where a file says the shard is done, for tasks whose output is not one Parquet shard (exports).
     marker: Callable[[Dataset, int], str] | None = None
 
     def compute_key(
         self, task_ctx: TaskRunContext, inputs: dict[str, Any], flow_parameters: dict[str, Any], **kwargs: Any
     ) -> str | None:
-        dataset: Dataset = inputs["dataset"]
+        outputs: tuple[Dataset, ...] = inputs["job"].outputs
+        dataset = outputs[0]
         shard: int = inputs["shard"]
         where = hashlib.sha256(dataset.store.url.encode()).hexdigest()[:8]
         key = f"{dataset.stage}-{dataset.fingerprint}-{shard:05d}-{where}"
-        if all(self._whole(inputs[name], shard, task_ctx) for name in self.outputs):
+        if all(self._whole(output, shard, task_ctx) for output in outputs):
             return key
         # Not there: either never computed (no record yet, so keep the key and record the result) or lost since.
         return None if task_ctx.result_store.exists(key) else key
@@ -103,20 +104,23 @@ RETRIES: dict[str, Any] = {
 }
 
 
-def shard_task(stage: str, policy: ShardCachePolicy = SHARD_CACHE) -> Callable[[Callable[..., Any]], Task[..., Any]]:
-    """The task of one shard of ``stage``: named ``{stage}-shard``, runs named ``{stage}-00042``, cached by
-    (fingerprint, shard), results persisted, transient faults retried, failures noting their shard."""
+def stage_task(stage: str, policy: ShardCachePolicy = SHARD_CACHE) -> Task[..., dict[str, Any]]:
+    """The shard task of ``stage``, running any :class:`~tracemill.stage.ShardJob` of it: named ``{stage}-shard``,
+    runs named ``{stage}-00042``, cached by (fingerprint, shard), results persisted, transient faults retried,
+    failures noting their shard."""
+    return task(
+        name=f"{stage}-shard",
+        task_run_name=f"{stage}-{{shard:05d}}",
+        cache_policy=policy,
+        persist_result=True,
+        **RETRIES,
+    )(_names_the_shard(stage, run_shard))
 
-    def decorate(fn: Callable[..., Any]) -> Task[..., Any]:
-        return task(
-            name=f"{stage}-shard",
-            task_run_name=f"{stage}-{{shard:05d}}",
-            cache_policy=policy,
-            persist_result=True,
-            **RETRIES,
-        )(_names_the_shard(stage, fn))
 
-    return decorate
+def run_shard(job: ShardJob, shard: int, force: bool = False) -> dict[str, Any]:
+    """Write shard ``shard`` of the job's outputs (reused when the store holds it, unless forced)."""
+    log = get_run_logger() if TaskRunContext.get() is not None else logging.getLogger(__name__)
+    return job.run(shard, force, log)
 
 
 def _names_the_shard(stage: str, fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -134,10 +138,11 @@ def _names_the_shard(stage: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         arguments = signature.bind_partial(*args, **kwargs).arguments
         try:
             locked = TaskRunContext.get() is not None and locks_are_shared()
-            with shard_lock(arguments["dataset"], arguments["shard"]) if locked else contextlib.nullcontext():
+            with shard_lock(arguments["job"].outputs[0], arguments["shard"]) if locked else contextlib.nullcontext():
                 return fn(*args, **kwargs)
         except Exception as exc:
             exc.add_note(f"{stage} shard {arguments.get('shard')}")
             raise
 
+    wrapper.__qualname__ = f"{stage}_shard"  # Prefect keys a task on its function's name and code
     return wrapper

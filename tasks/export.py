@@ -9,28 +9,12 @@ from typing import Any
 from prefect import task
 
 from blocks.hub_target import HubTarget
-from tasks.caching import RETRIES, ShardCachePolicy, shard_task
+from tasks.caching import RETRIES, ShardCachePolicy, stage_task
 from tracemill.export import card
 from tracemill.export import layouts as export
 from tracemill.store import Dataset
 
-
-@shard_task("export", ShardCachePolicy(marker=export.done_marker))
-def export_shard(
-    kept: Dataset,
-    rejected: Dataset,
-    dataset: Dataset,
-    shard: int,
-    config: export.ExportConfig,
-    force: bool = False,
-    scores: Dataset | None = None,
-) -> dict[str, Any]:
-    """Write one shard's export files into ``dataset`` (the export folder); a finished shard is reused."""
-    done = None if force else export.shard_done(dataset, shard)
-    scored = None if scores is None else scores.read_shard(shard)
-    return done or export.export_shard(
-        kept.read_shard(shard), rejected.read_shard(shard), dataset, shard, config, scores=scored
-    )
+export_shard = stage_task("export", ShardCachePolicy(marker=export.done_marker))
 
 
 @task(name="export-card", **RETRIES)

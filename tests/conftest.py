@@ -22,6 +22,28 @@ from typing import Any
 import pytest
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# Read when `datasets` is imported: its load_dataset of a local json/csv file pings the Hub to count a download,
+# which without network is a DNS timeout of ~5 s, in a different test each run.
+os.environ.setdefault("HF_UPDATE_DOWNLOAD_COUNTS", "0")
+
+# Markers (registered in pyproject.toml), derived here rather than written on each test: a test that starts
+# a service gets that service's marker (from the fixtures it uses, or `pytestmark` in a module that starts
+# its own) and `integration`; so does everything under tests/integration/. Every other test is `unit`:
+# `make test-fast` runs those.
+SERVICE_FIXTURES = {"prefect_api": "prefect", "prefect_server": "prefect", "s3_server": "s3", "cpu_engine": "vllm"}
+SERVICES = ("prefect", "s3", "vllm", "browser", "postgres")
+INTEGRATION_FOLDER = Path(__file__).parent / "integration"
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for fixture, service in SERVICE_FIXTURES.items():
+            if fixture in item.fixturenames:
+                item.add_marker(service)
+        starts_a_service = any(item.get_closest_marker(service) for service in SERVICES)
+        heavy = starts_a_service or item.path.is_relative_to(INTEGRATION_FOLDER)
+        item.add_marker("integration" if heavy else "unit")
 
 
 @pytest.fixture
@@ -56,9 +78,9 @@ def trace_tables() -> Any:
     its ``seed`` column's comment below; kept: (p0, 0), (p2, 0), (p2, 6).
     """
     from tracemill.records import RELABEL, VERDICT, to_table
-    from tracemill.sampling.prompts import BUILTIN
+    from tracemill.sampling.prompts import BUILTIN, prompt_columns
 
-    math, clevr = BUILTIN["math_boxed"].id, BUILTIN["clevr_v2"].id
+    math, clevr = BUILTIN["math_boxed"], BUILTIN["clevr_v2"]
     base = {"problem_id": "p0", "split": "test", "answer_type": "math", "relabeled": False}
     problems = [
         [
@@ -81,10 +103,14 @@ def trace_tables() -> Any:
         "near": (long.replace("step 30", "step thirty"), "There are 4 cubes. **The answer is: ** 4"),
     }
 
+    by_id = {p["problem_id"]: p for shard in problems for p in shard}
+
     def sample(pid: str, idx: int, key: str, correct: bool | None = True, **extra: Any) -> dict[str, Any]:
         reasoning, response = text[key]
+        template = clevr if pid == "p2" else math
         row = {"problem_id": pid, "sample_idx": idx, "teacher": "tiny-teacher", "seed": 100 + idx,
-               "prompt_version": clevr if pid == "p2" else math, "reasoning": reasoning, "response": response,
+               "prompt_version": template.id, **prompt_columns(template.render(by_id[pid])),
+               "reasoning": reasoning, "response": response,
                "finish_reason": "stop", "prompt_tokens": 20, "completion_tokens": 100, "latency_s": 0.5,
                "extracted": "4" if correct else "5", "correct": correct, "decided_by": "exact"}  # fmt: skip
         return {**row, **extra}
@@ -140,6 +166,14 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture(scope="session")
+def reward_model(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The tiny model's body with a one-label classification head: a reward model for the pooling runner."""
+    from tools.tiny_model import make_tiny_model
+
+    return str(make_tiny_model(tmp_path_factory.mktemp("tiny-rm"), head="reward"))
+
+
+@pytest.fixture(scope="session")
 def cpu_engine() -> dict[str, Any]:
     return dict(CPU_ENGINE)
 
@@ -170,6 +204,14 @@ class S3Server:
             "skip_instance_cache": True,
             **extra,
         }
+
+    def save_block(self, name: str) -> None:
+        """An ObjectStore block with this server's endpoint and credentials, as a user would save it."""
+        from blocks.object_store import ObjectStore
+
+        ObjectStore(
+            endpoint_url=self.endpoint_url, access_key_id=self.access_key, secret_access_key=self.secret_key
+        ).save(name, overwrite=True)
 
 
 def _free_ports(count: int) -> list[int]:

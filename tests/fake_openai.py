@@ -166,7 +166,9 @@ class FakeOpenAI:
             self._state.max_in_flight = self._state.in_flight
 
     def start(self) -> FakeOpenAI:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-openai", daemon=True)
+        # A short poll: stop() waits up to one poll interval (0.5 s by default), paid by every test that uses it.
+        serve = self._server.serve_forever
+        self._thread = threading.Thread(target=serve, args=(0.02,), name="fake-openai", daemon=True)
         self._thread.start()
         return self
 

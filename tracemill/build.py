@@ -12,12 +12,13 @@ from typing import Literal
 
 from pydantic import Field
 
-from tracemill.config import ClevrProceduralSource, SourceConfig, StoreConfig, _Model, load_yaml
-from tracemill.export.layouts import ExportConfig
-from tracemill.filtering.stage import FilterConfig
+from tracemill.config import StoreConfig, _Model, load_yaml
+from tracemill.export.config import ExportConfig
+from tracemill.filtering.config import FilterConfig
 from tracemill.judging.config import JudgeConfig, RelabelConfig
+from tracemill.problems.config import ClevrProceduralSource, SourceConfig
+from tracemill.sampling.config import SamplingConfig
 from tracemill.scoring.config import ScoresConfig
-from tracemill.teachers.config import SamplingConfig
 
 
 class OrchestrationConfig(_Model):
@@ -62,10 +63,6 @@ class BuildConfig(_Model):
     filters: FilterConfig = Field(default_factory=FilterConfig, description="Which judged samples are kept.")
     export: ExportConfig = Field(default_factory=ExportConfig, description="What is written from the kept samples.")
     orchestration: OrchestrationConfig = Field(default_factory=OrchestrationConfig, description="Where the stages run.")
-
-    def filter_config(self) -> FilterConfig:
-        """The filters as the build runs them: with the sampling's custom prompts, whose versions they check."""
-        return self.filters.model_copy(update={"custom_prompts": self.sampling.custom_prompts})
 
 
 def load_build_config(path: str | Path, overrides: Sequence[str] = ()) -> BuildConfig:

@@ -13,10 +13,12 @@ from typing import Any
 import pyarrow as pa
 
 ANSWER_TYPES = ("integer", "number", "math", "choice", "text")
+# Option letters of choice problems, one table for sources, prompts and answer extraction: a choice
+# answer is the letter of its option, so a problem has at most this many options.
+OPTION_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 # How far a source's gold answer can be trusted: ``verified`` golds are exact by construction (CLEVR
 # answers from the program executor, procedural scenes) and are never relabelled; ``reference`` golds
 # come from a dataset and may be wrong; ``none`` means the source has no real gold at all.
-TRUST_LEVELS = ("verified", "reference", "none")
 DEFAULT_TRUST = "reference"
 
 
@@ -42,7 +44,7 @@ PROBLEM = pa.schema(
         _field("subject", pa.string()),
         _field("level", pa.string()),
         _field("extra", pa.string()),  # JSON object with any other source fields
-        _field("answer_trust", pa.string()),  # one of TRUST_LEVELS; null reads as DEFAULT_TRUST
+        _field("answer_trust", pa.string()),  # verified, reference or none; null reads as DEFAULT_TRUST
     ]
 )
 

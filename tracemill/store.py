@@ -32,6 +32,7 @@ from fsspec.implementations.local import LocalFileSystem
 from pydantic import BaseModel
 
 from tracemill import __version__
+from tracemill.config import identity_of
 from tracemill.records import SCHEMAS, check_schema
 
 MANIFEST = "_manifest.json"
@@ -68,9 +69,10 @@ class StoreUnavailableError(StoreError):
 def fingerprint(
     stage: str, config: BaseModel | Mapping[str, Any], code_version: str, inputs: Sequence[str] = ()
 ) -> str:
-    """Content hash of what determines a stage's output: its name, config, code and inputs."""
+    """Content hash of what determines a stage's output: its name, config (a config model by its derived
+    identity, see ``tracemill.config.identity_of``), code and inputs."""
     if isinstance(config, BaseModel):
-        config = config.model_dump(mode="json")
+        config = identity_of(config)
     payload = json.dumps(
         {"stage": stage, "config": config, "code_version": code_version, "inputs": list(inputs)},
         sort_keys=True,

@@ -3,6 +3,14 @@ import json
 import pytest
 
 
+@pytest.fixture(scope="session")
+def demo_build_dir(tmp_path_factory):
+    """The folder of the one store that the vLLM builds of test_build_flow's `_config` share: the scores test
+    adds its stage to the stages the build test computed, instead of loading the sampling engine again (run
+    alone, it computes them itself)."""
+    return tmp_path_factory.mktemp("demo-build")
+
+
 @pytest.fixture
 def clevr_files(tmp_path):
     """A tiny CLEVR scenes/questions pair in the released format."""

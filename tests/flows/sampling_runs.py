@@ -29,7 +29,7 @@ from prefect.client.schemas.objects import StateType
 
 from tests.fake_openai import FakeOpenAI
 from tracemill.config import StoreConfig
-from tracemill.teachers.config import SamplingConfig
+from tracemill.sampling.config import SamplingConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 

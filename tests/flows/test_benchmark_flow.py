@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 
 from flows.problems import synthesize_problems
-from tracemill.config import MmluProSource, StoreConfig
+from tracemill.config import StoreConfig
+from tracemill.problems.config import MmluProSource
 from tracemill.records import problem_id
 from tracemill.store import Store
 

@@ -34,8 +34,10 @@ def _config(tmp_path: Path, tiny_model: str, cpu_engine: dict) -> BuildConfig:
     return BuildConfig.model_validate(data)
 
 
-def test_build_runs_every_stage_then_reruns_from_cache(prefect_api, tmp_path, tiny_model, cpu_engine, monkeypatch):
-    config = _config(tmp_path, tiny_model, cpu_engine)
+def test_build_runs_every_stage_then_reruns_from_cache(
+    prefect_api, demo_build_dir, tiny_model, cpu_engine, monkeypatch
+):
+    config = _config(demo_build_dir, tiny_model, cpu_engine)
     state = build_dataset(config=config, return_state=True)
     locations = state.result()
 

@@ -18,10 +18,12 @@ from blocks.teacher_endpoint import TeacherEndpoint
 from flows.problems import synthesize_problems
 from tests.fake_openai import FakeOpenAI, Reply, prompt_of
 from tests.flows.sampling_runs import sample_at_once
-from tracemill.config import ClevrProceduralSource, StoreConfig
+from tracemill.config import StoreConfig
+from tracemill.problems.config import ClevrProceduralSource
 from tracemill.sampling import stage as sampling_stage
+from tracemill.sampling.config import SamplingConfig
 from tracemill.store import Store
-from tracemill.teachers.config import EndpointTeacherConfig, SamplingConfig
+from tracemill.teachers.config import EndpointTeacherConfig
 
 
 def test_two_builds_of_one_config_at_once_sample_each_shard_once(prefect_api, tmp_path):

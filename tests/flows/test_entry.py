@@ -8,9 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from flows.cli import main as tracemill_main
+
+pytestmark = pytest.mark.prefect  # `tracemill run` and `python -m flows.problems` start Prefect's temporary server
 
 ROOT = Path(__file__).parents[2]
 MMLU_PRO = ROOT / "tests" / "tracemill" / "sources" / "fixtures" / "mmlu_pro_test.jsonl"

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import datasets
+import pyarrow as pa
 import pytest
 from pydantic import SecretStr
 
@@ -13,11 +14,12 @@ from blocks.hub_target import HubTarget
 from flows.filtering import filter_and_export
 from tests.flows.prefect_runs import artifacts, task_states
 from tracemill.config import StoreConfig
-from tracemill.export.layouts import ExportConfig
-from tracemill.filtering.stage import ContaminationConfig, FilterConfig, LengthOutlierConfig
+from tracemill.export.config import ExportConfig
+from tracemill.filtering.config import ContaminationConfig, FilterConfig, LengthOutlierConfig
 from tracemill.store import Store
 
 TOKEN = "hf_flow_TOKEN_never_written_1"
+CUSTOM_CHAT = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Solve: How many cubes?"}]
 API_KEY = "sk-flow-teacher-KEY-2"
 
 
@@ -52,9 +54,19 @@ def fake_hub(monkeypatch):
     return calls
 
 
+def _custom_chat(verdicts: pa.Table) -> pa.Table:
+    """The verdicts as if sampled with a custom chat prompt that the flow is never given."""
+    for name, value in (("prompt", CUSTOM_CHAT[1]["content"]), ("prompt_messages", CUSTOM_CHAT)):
+        at = verdicts.schema.get_field_index(name)
+        field = verdicts.schema.field(at)
+        verdicts = verdicts.set_column(at, field, pa.array([value] * verdicts.num_rows, field.type))
+    return verdicts
+
+
 def test_filter_and_export_flow(prefect_api, tmp_path, trace_tables, fake_hub):
     store = StoreConfig(url=str(tmp_path / "store"))
-    relabel, verdicts = _write_inputs(Store(store.url), trace_tables)
+    relabels, sampled = trace_tables
+    relabel, verdicts = _write_inputs(Store(store.url), (relabels, [sampled[0], _custom_chat(sampled[1])]))
     bench = tmp_path / "bench.jsonl"
     bench.write_text(json.dumps({"question": "the quick brown fox jumps over the lazy dog"}) + "\n")
     HubTarget(repo_id="me/traces", private=True, token=SecretStr(TOKEN)).save("flow-hub", overwrite=True)
@@ -98,6 +110,9 @@ def test_filter_and_export_flow(prefect_api, tmp_path, trace_tables, fake_hub):
     assert {"sft_correct.jsonl", "sft_all.jsonl", "messages.jsonl"} <= files
     assert Path(result["sft_all"]).name == "sft_all.jsonl" and Path(result["sft_all"]).is_file()
     assert result["hub"] == "https://huggingface.co/datasets/me/traces"
+    # The prompts exported are those the samples recorded as sent (p0's built-in one, p2's custom chat messages).
+    messages = [json.loads(line)["messages"][:-1] for line in Path(result["messages"]).read_text().splitlines()]
+    assert messages == [sampled[0]["prompt_messages"][0].as_py(), CUSTOM_CHAT, CUSTOM_CHAT]
 
     states = task_states(state)
     assert [states[f"filter-{i:05d}"] for i in range(2)] == ["Completed"] * 2

@@ -11,7 +11,6 @@ from pathlib import Path
 import pyarrow as pa
 
 from blocks.teacher_endpoint import TeacherEndpoint
-from flows import sampling as sampling_flow
 from flows.judging import judge_samples
 from tests.fake_judge import fake_judge, predicted_of
 from tests.fake_openai import FakeOpenAI
@@ -58,7 +57,14 @@ def _write_inputs(store: Store) -> None:
             index,
             to_table(
                 [
-                    {"problem_id": pid, "sample_idx": i, "teacher": "t", "prompt_version": "v", "response": text}
+                    {
+                        "problem_id": pid,
+                        "sample_idx": i,
+                        "teacher": "t",
+                        "prompt_version": "v",
+                        "prompt": "q",
+                        "response": text,
+                    }
                     for pid, _, _, _, texts in shard
                     for i, text in enumerate(texts)
                 ],
@@ -129,7 +135,7 @@ def test_judge_relabel_rejudge_then_all_cached(prefect_api, tmp_path, monkeypatc
     def no_teacher(config):
         raise AssertionError("no judge model may be built when every shard is cached")
 
-    monkeypatch.setattr(sampling_flow, "build_teacher", no_teacher)
+    monkeypatch.setattr("flows.judging.build_teacher", no_teacher)
     again = judge_samples(judge_config=JudgeConfig(), **args, return_state=True)
     assert again.result() == uris
     assert set(task_states(again).values()) == {"Cached"}

@@ -11,7 +11,8 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
 from flows.problems import synthesize_problems
-from tracemill.config import ClevrFilesSource, ClevrProceduralSource, MmluProSource, StoreConfig
+from tracemill.config import StoreConfig
+from tracemill.problems.config import ClevrFilesSource, ClevrProceduralSource, MmluProSource
 from tracemill.store import Store
 
 
@@ -106,7 +107,7 @@ def test_missing_input_fails_naming_the_file(prefect_api, tmp_path):
         state.result()
 
 
-MMLU_PRO = Path(__file__).parents[1] / "tracemill" / "sources" / "fixtures" / "mmlu_pro_test.jsonl"
+MMLU_PRO = Path(__file__).parents[1] / "tracemill" / "problems" / "fixtures" / "mmlu_pro_test.jsonl"
 
 
 def test_rows_skipped_and_repaired_are_in_the_manifest_and_summary(prefect_api, tmp_path):

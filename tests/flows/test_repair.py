@@ -17,7 +17,6 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowFilter, FlowFilterName
 from prefect.client.schemas.sorting import FlowRunSort
 
-from blocks.object_store import ObjectStore
 from blocks.teacher_endpoint import TeacherEndpoint
 from flows import cli
 from flows.build import build_dataset
@@ -127,11 +126,7 @@ def test_a_damaged_or_lost_shard_is_recomputed_alone_and_verify_repairs_exports(
 
 
 def test_a_truncated_shard_on_s3_is_recomputed_alone(prefect_api, s3_server, tmp_path):
-    ObjectStore(
-        endpoint_url=s3_server.endpoint_url,
-        access_key_id=s3_server.access_key,
-        secret_access_key=s3_server.secret_key,
-    ).save("repair-s3", overwrite=True)
+    s3_server.save_block("repair-s3")
     with FakeOpenAI() as server:
         TeacherEndpoint(base_url=server.url, model="fake-teacher").save("repair-s3-teacher", overwrite=True)
         store = {"url": f"s3://{s3_server.bucket}/repair-test", "block": "repair-s3"}

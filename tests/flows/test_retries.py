@@ -12,8 +12,9 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
 from flows.problems import synthesize_problems
 from tasks import problems as problem_tasks
-from tracemill.config import ClevrProceduralSource, StoreConfig
+from tracemill.config import StoreConfig
 from tracemill.problems import stage as problems
+from tracemill.problems.config import ClevrProceduralSource
 from tracemill.store import Dataset, Store, StoreUnavailableError
 
 

@@ -12,9 +12,12 @@ from flows.problems import synthesize_problems
 from flows.sampling import sample_problems
 from tests.fake_openai import FakeOpenAI, Reply
 from tests.flows.prefect_runs import artifacts, task_states
-from tracemill.config import ClevrProceduralSource, StoreConfig
+from tracemill.config import StoreConfig
+from tracemill.problems.config import ClevrProceduralSource
+from tracemill.sampling.config import SamplingConfig
+from tracemill.sampling.stage import samples_stage
 from tracemill.store import Store
-from tracemill.teachers.config import EndpointTeacherConfig, SamplingConfig, VllmTeacherConfig
+from tracemill.teachers.config import EndpointTeacherConfig, VllmTeacherConfig
 
 ANSWER = r"<think>[a-z][a-z ]{0,11}</think>\n\*\*The answer is: \*\*[0-9]"
 
@@ -73,7 +76,7 @@ def test_sampling_flow_writes_samples_then_reuses_them(prefect_api, tmp_path, ti
     assert again.result() == uri
     assert _states(again) == ["Cached", "Cached"]
     more = config.model_copy(update={"n": 3})
-    assert sampling_flow.samples_fingerprint(more, problems_fp) != Path(uri).name
+    assert samples_stage(more, problems_fp).fingerprint != Path(uri).name
 
 
 def test_sampling_flow_with_an_endpoint_block_never_stores_its_key(prefect_api, tmp_path, capsys, caplog):

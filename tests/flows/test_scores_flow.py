@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 
 import datasets
-import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
@@ -19,17 +18,10 @@ from tracemill.judging.llm_judge import VERDICT_REGEX
 from tracemill.store import Store
 
 
-@pytest.fixture(scope="module")
-def reward_model(tmp_path_factory):
-    from tools.tiny_model import make_tiny_model
-
-    return str(make_tiny_model(tmp_path_factory.mktemp("tiny-rm"), head="reward"))
-
-
 def test_build_scores_every_sample_and_exports_weaver_columns(
-    prefect_api, tmp_path, tiny_model, reward_model, cpu_engine, monkeypatch
+    prefect_api, demo_build_dir, tiny_model, reward_model, cpu_engine, monkeypatch
 ):
-    config = _config(tmp_path, tiny_model, cpu_engine)
+    config = _config(demo_build_dir, tiny_model, cpu_engine)  # after test_build_flow: its stages are reused
     engine = {"kv_cache_memory_bytes": 128 * 1024**2, "enforce_eager": True, "enable_chunked_prefill": False,
               "max_num_batched_tokens": 4096, "max_num_seqs": 16}  # fmt: skip
     rm = {"model": reward_model, "dtype": "float32", "max_length": 512, "engine": engine}

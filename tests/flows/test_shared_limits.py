@@ -16,9 +16,11 @@ from blocks.teacher_endpoint import HOLD_S, TeacherEndpoint
 from flows.problems import synthesize_problems
 from tests.fake_openai import FakeOpenAI, Received, prompt_of, worst_excess
 from tests.flows.sampling_runs import sample_at_once
-from tracemill.config import ClevrProceduralSource, StoreConfig
+from tracemill.config import StoreConfig
+from tracemill.problems.config import ClevrProceduralSource
+from tracemill.sampling.config import PromptConfig, SamplingConfig
 from tracemill.teachers.base import SampleRequest, SamplingParams
-from tracemill.teachers.config import EndpointTeacherConfig, PromptConfig, SamplingConfig
+from tracemill.teachers.config import EndpointTeacherConfig
 from tracemill.teachers.endpoint import EndpointTeacher
 
 

@@ -1,5 +1,6 @@
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import s3fs
@@ -12,6 +13,17 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect
     """`prefect server start` with default settings, once per module that asks for it."""
     with start_prefect_server(tmp_path_factory.mktemp("prefect-server")) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def tiny_engine(tiny_model: str, cpu_engine: dict[str, Any]) -> Iterator[Any]:
+    """One offline vLLM engine on the tiny model for every test that drives one in this process: a load costs
+    ~30-40 s here. Its context is 2048 tokens, which the LLM judge's prompt (with its examples) needs."""
+    from tracemill.teachers.offline import VllmTeacher
+
+    engine = VllmTeacher(tiny_model, seed=0, **{**cpu_engine, "max_model_len": 2048})
+    yield engine
+    engine.close()
 
 
 @pytest.fixture

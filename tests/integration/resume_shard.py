@@ -21,12 +21,13 @@ from typing import Any
 
 import pyarrow as pa
 
-from flows.sampling import commit_samples
 from tasks.sampling import sample_shard
-from tracemill.sampling.stage import CHECKPOINT_TAG, Sampler, sampler_for
+from tracemill.sampling.config import PromptConfig, SamplingConfig
+from tracemill.sampling.stage import CHECKPOINT_TAG, CODE_VERSION, STAGE, Sampler, SamplesJob, sampler_for
+from tracemill.stage import Stage, commit
 from tracemill.store import Dataset, ShardInfo, Store
 from tracemill.teachers.base import Generation, SampleRequest, Teacher
-from tracemill.teachers.config import EndpointTeacherConfig, PromptConfig, SamplingConfig
+from tracemill.teachers.config import EndpointTeacherConfig
 
 PROBLEMS_FP = "problems-fp"
 SAMPLES_FP = "samples-fp"
@@ -154,9 +155,11 @@ def main() -> None:
     try:
         with sampler, ThreadPoolExecutor(cfg.shards_at_once) as pool:
             summaries = list(
-                pool.map(lambda s: sample_shard.fn(problems, samples, s, lambda: sampler), range(args.shards))
+                pool.map(
+                    lambda s: sample_shard.fn(SamplesJob(problems, samples, lambda: sampler), s), range(args.shards)
+                )
             )
-        missing = commit_samples(samples, args.shards, cfg, PROBLEMS_FP, False)
+        missing = commit(Stage(STAGE, "sample", CODE_VERSION, cfg, (PROBLEMS_FP,)), [samples], args.shards)
         assert not missing, missing
     finally:
         close = getattr(teacher, "close", None)

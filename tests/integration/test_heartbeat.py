@@ -41,6 +41,8 @@ from tests.integration.prefect_server import (
     wait_until,
 )
 
+pytestmark = pytest.mark.prefect
+
 CRASH_AFTER_S = 45  # the pool's heartbeat is every 30 s (Prefect's minimum)
 
 FLOWS = textwrap.dedent(

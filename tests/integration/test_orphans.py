@@ -117,6 +117,7 @@ def _port_is_free(port: int) -> bool:
     return True
 
 
+@pytest.mark.prefect  # `tracemill run` on Prefect's temporary server
 def test_a_killed_build_leaves_no_engine_and_no_temporary_server(tmp_path, tiny_model, cpu_engine):
     config = {
         "name": "orphans",

@@ -22,7 +22,8 @@ import pytest
 from tests.fake_openai import FakeOpenAI, echo, prompt_of
 from tests.integration.resume_shard import MOMENTS, PROBLEMS_FP, SAMPLES_FP
 from tracemill.records import PROBLEM, to_table
-from tracemill.sampling.stage import CHECKPOINT_TAG, request_seed
+from tracemill.sampling.stage import CHECKPOINT_TAG
+from tracemill.seeds import request_seed
 from tracemill.store import Dataset, Store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -119,6 +120,7 @@ def test_an_endpoint_run_killed_at_any_moment_resumes_with_every_sample_exactly_
         assert row["response"] == echo(f"How many {row['problem_id'][1:]}?", row["seed"], 0)
 
 
+@pytest.mark.vllm
 def test_a_vllm_run_killed_at_every_moment_in_turn_resumes_with_every_sample_exactly_once(tmp_path, tiny_model):
     """One run per moment, each resuming the last (the engine loads once per run), then one to finish."""
     store = Store(str(tmp_path))

@@ -9,10 +9,10 @@ import s3fs
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
-from blocks.object_store import ObjectStore
 from flows.problems import synthesize_problems
-from tracemill.config import ClevrFilesSource, ClevrProceduralSource, StoreConfig
+from tracemill.config import StoreConfig
 from tracemill.problems import stage as problems
+from tracemill.problems.config import ClevrFilesSource, ClevrProceduralSource
 from tracemill.store import CorruptShardError, SchemaMismatchError, ShardNotFoundError, Store, StoreUnavailableError
 
 
@@ -46,11 +46,7 @@ def test_store_round_trip_and_errors_on_s3(s3_server, problem_table):
 
 
 def test_problems_flow_writes_and_reads_through_s3(prefect_api, s3_server, clevr_files_s3):
-    ObjectStore(
-        endpoint_url=s3_server.endpoint_url,
-        access_key_id=s3_server.access_key,
-        secret_access_key=s3_server.secret_key,
-    ).save("tracemill-s3-test", overwrite=True)
+    s3_server.save_block("tracemill-s3-test")
     config = StoreConfig(url=f"s3://{s3_server.bucket}/flow-test", block="tracemill-s3-test")
     source = ClevrProceduralSource(num_scenes=9, scenes_per_shard=4, seed=3)
 
@@ -96,9 +92,10 @@ def test_exports_and_the_dataset_dict_on_s3(s3_server, trace_tables):
     import datasets
 
     from tracemill.export import layouts as export
-    from tracemill.export.layouts import ExportConfig
+    from tracemill.export.config import ExportConfig
     from tracemill.filtering import stage as filters
-    from tracemill.filtering.stage import FilterConfig, Plan
+    from tracemill.filtering.config import FilterConfig
+    from tracemill.filtering.stage import Plan
 
     store = Store(f"s3://{s3_server.bucket}/exports-test", s3_server.storage_options())
     kept = store.dataset("kept", "k0", "kept")

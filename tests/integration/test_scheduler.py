@@ -35,6 +35,8 @@ from tests.integration.prefect_server import (
     wait_until,
 )
 
+pytestmark = pytest.mark.prefect
+
 INTERVAL_S = 5
 WORKER = "services-worker"
 

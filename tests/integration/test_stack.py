@@ -28,6 +28,8 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from tests.conftest import _free_ports
 from tests.integration.prefect_server import ROOT, wait_for_final_state
 
+pytestmark = [pytest.mark.postgres, pytest.mark.prefect, pytest.mark.s3]
+
 STACK = str(ROOT / "infra" / "stack.sh")
 DEPLOYMENTS = {d["name"] for d in yaml.safe_load((ROOT / "deployments" / "prefect.yaml").read_text())["deployments"]}
 

@@ -33,6 +33,8 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+pytestmark = [pytest.mark.browser, pytest.mark.prefect]
+
 SCREENSHOT = ROOT / "docs" / "ui-form.png"
 TEACHER_BLOCK = "ui-form-teacher"
 # The form's fields: a label span inside the property's block.

@@ -11,21 +11,18 @@ import pytest
 
 from tracemill.judging import stage as judging
 from tracemill.judging.config import JudgeConfig, JudgeMode
-from tracemill.judging.llm_judge import VERDICT_REGEX, JudgeItem, ask_judge, judge_prompt, judge_seed, parse_judgement
+from tracemill.judging.llm_judge import VERDICT_REGEX, JudgeItem, ask_judge, judge_prompt, parse_judgement
 from tracemill.records import PROBLEM, SAMPLE, to_table
+from tracemill.seeds import request_seed
 from tracemill.teachers.base import SampleRequest, SamplingParams
 from tracemill.teachers.config import VllmTeacherConfig
 
 GUIDED = SamplingParams(n=1, temperature=1.0, top_p=1.0, max_tokens=16, guided_regex=VERDICT_REGEX)
 
 
-@pytest.fixture(scope="module")
-def judge_model(tiny_model, cpu_engine):
-    from tracemill.teachers.offline import VllmTeacher
-
-    engine = VllmTeacher(tiny_model, seed=0, **{**cpu_engine, "max_model_len": 2048})  # the prompt has examples
-    yield engine
-    engine.close()
+@pytest.fixture
+def judge_model(tiny_engine):
+    return tiny_engine  # shared with the teacher and verifier tests (tests/integration/conftest.py)
 
 
 def test_guided_decoding_makes_every_reply_a_verdict(judge_model):
@@ -35,7 +32,8 @@ def test_guided_decoding_makes_every_reply_a_verdict(judge_model):
 
     # The same requests again, raw: the text is exactly the verdict line, and it parses to the verdict above.
     requests = [
-        SampleRequest(i.key, judge_prompt(i.problem, i.reference, i.predicted), 1, judge_seed(i.key, 3)) for i in items
+        SampleRequest(i.key, judge_prompt(i.problem, i.reference, i.predicted), 1, request_seed(3, i.key))
+        for i in items
     ]
     texts = [gens[0].text for gens in judge_model.generate(requests, GUIDED)]
     assert all(re.fullmatch(VERDICT_REGEX, text) for text in texts)
@@ -51,7 +49,14 @@ def test_llm_and_cascade_modes_record_the_judge(judge_model, tiny_model):
     responses = ["**The answer is: **3", "**The answer is: **4", "I lost count."]
     samples = to_table(
         [
-            {"problem_id": "cubes", "sample_idx": i, "teacher": "t", "prompt_version": "v", "response": text}
+            {
+                "problem_id": "cubes",
+                "sample_idx": i,
+                "teacher": "t",
+                "prompt_version": "v",
+                "prompt": "q",
+                "response": text,
+            }
             for i, text in enumerate(responses)
         ],
         SAMPLE,

@@ -8,13 +8,16 @@ import re
 
 import pytest
 
-from tracemill.judging.llm_judge import VERDICT_REGEX, judge_seed
+from tracemill.judging.llm_judge import VERDICT_REGEX
 from tracemill.records import PROBLEM, SCORE, VERDICT, to_table
 from tracemill.scoring.config import LmJudgeVerifier, ProcessRewardModelVerifier, RewardModelVerifier
 from tracemill.scoring.pooling import Encoded, encode
 from tracemill.scoring.scores import lm_judge_prompt, score_shard, steps_of, verifier_prompt
+from tracemill.seeds import request_seed
 from tracemill.teachers.base import SampleRequest
 from tracemill.teachers.config import VllmTeacherConfig
+
+pytestmark = pytest.mark.vllm
 
 TRACES = [
     ("Count them.\n\nThere are three cubes.", "**The answer is: **3"),
@@ -34,20 +37,13 @@ def tables():
     )  # fmt: skip
     verdicts = to_table(
         [
-            {"problem_id": "p", "sample_idx": i, "teacher": "t", "prompt_version": "v", "reasoning": reasoning,
-             "response": response, "decided_by": "exact"}
+            {"problem_id": "p", "sample_idx": i, "teacher": "t", "prompt_version": "v", "prompt": "q",
+             "reasoning": reasoning, "response": response, "decided_by": "exact"}
             for i, (reasoning, response) in enumerate(TRACES)
         ],
         VERDICT,
     )  # fmt: skip
     return problems, verdicts
-
-
-@pytest.fixture(scope="module")
-def reward_model(tmp_path_factory):
-    from tools.tiny_model import make_tiny_model
-
-    return str(make_tiny_model(tmp_path_factory.mktemp("tiny-rm"), head="reward"))
 
 
 def verifiers(reward_model):
@@ -106,9 +102,7 @@ def test_reward_and_process_reward_models_on_the_pooling_runner(reward_model):
             scorer.close()
 
 
-def test_lm_judge_on_the_engine_with_guided_decoding(tiny_model, cpu_engine):
-    from tracemill.teachers.offline import VllmTeacher
-
+def test_lm_judge_on_the_engine_with_guided_decoding(tiny_model, tiny_engine):
     verifier = LmJudgeVerifier(
         name="judge",
         teacher=VllmTeacherConfig(model=tiny_model),
@@ -118,19 +112,15 @@ def test_lm_judge_on_the_engine_with_guided_decoding(tiny_model, cpu_engine):
         guided_regex=VERDICT_REGEX,
     )
     problems, verdicts = tables()
-    engine = VllmTeacher(tiny_model, seed=0, **cpu_engine)
-    try:
-        rows = score_shard(problems, verdicts, [verifier], lambda v: engine).to_pylist()
-        for row in rows[:3]:
-            assert len(row["verdicts"]) == 2 and all(v in (0.0, 1.0) for v in row["verdicts"])
-            assert row["score"] == pytest.approx(sum(row["verdicts"]) / 2)
-        assert rows[3]["verdicts"] is None
-        # Verdict i is the engine's reply with seed base + i, alone: the same text.
-        key = "p/0"
-        prompt = lm_judge_prompt("A red cube. A blue cube. A green cube.\nHow many cubes are there?", TRACES[0][1])
-        seed = judge_seed(f"judge\x1f{key}", 0)
-        [generations] = engine.generate([SampleRequest(key, prompt, 1, seed + 1, first_idx=1)], verifier.params())
-        assert re.fullmatch(VERDICT_REGEX, generations[0].text)
-        assert float(generations[0].text.endswith("Yes")) == rows[0]["verdicts"][1]
-    finally:
-        engine.close()
+    rows = score_shard(problems, verdicts, [verifier], lambda v: tiny_engine).to_pylist()
+    for row in rows[:3]:
+        assert len(row["verdicts"]) == 2 and all(v in (0.0, 1.0) for v in row["verdicts"])
+        assert row["score"] == pytest.approx(sum(row["verdicts"]) / 2)
+    assert rows[3]["verdicts"] is None
+    # Verdict i is the engine's reply with seed base + i, alone: the same text.
+    key = "p/0"
+    prompt = lm_judge_prompt("A red cube. A blue cube. A green cube.\nHow many cubes are there?", TRACES[0][1])
+    seed = request_seed(0, f"judge\x1f{key}")
+    [generations] = tiny_engine.generate([SampleRequest(key, prompt, 1, seed + 1, first_idx=1)], verifier.params())
+    assert re.fullmatch(VERDICT_REGEX, generations[0].text)
+    assert float(generations[0].text.endswith("Yes")) == rows[0]["verdicts"][1]

@@ -10,20 +10,17 @@ from transformers import AutoTokenizer
 
 from tracemill.records import PROBLEM, to_table
 from tracemill.sampling.prompts import BUILTIN
-from tracemill.sampling.stage import Sampler, SamplingFailedError, request_seed
+from tracemill.sampling.stage import Sampler, SamplingFailedError
+from tracemill.seeds import request_seed
 from tracemill.store import Store
 from tracemill.teachers.base import SampleRequest, SamplingParams
 
 ANSWER_FORMAT = r"<think>[a-z][a-z ]{0,11}</think>\n\*\*The answer is: \*\*[0-9]"
 
 
-@pytest.fixture(scope="module")
-def teacher(tiny_model, cpu_engine):
-    from tracemill.teachers.offline import VllmTeacher
-
-    engine = VllmTeacher(tiny_model, seed=0, **cpu_engine)
-    yield engine
-    engine.close()
+@pytest.fixture
+def teacher(tiny_engine):
+    return tiny_engine  # shared with the judge and verifier tests (tests/integration/conftest.py)
 
 
 def _chat(text: str) -> list[dict[str, str]]:
@@ -79,16 +76,20 @@ def _problems(ids: list[str], question: str = "How many things?") -> object:
 def test_guided_decoding_and_reasoning_split_through_the_stage(teacher, tmp_path):
     params = SamplingParams(n=3, temperature=1.0, max_tokens=60, guided_regex=ANSWER_FORMAT)
     dataset = Store(str(tmp_path)).dataset("samples", "fp", "sample")
+    problems = _problems([f"q{i}" for i in range(5)])
     with Sampler(
         teacher, params, templates=BUILTIN, prompt=None, base_seed=7, max_failed_share=0.0, checkpoint_every_problems=2
     ) as sampler:
-        stats = sampler.sample_shard(0, _problems([f"q{i}" for i in range(5)]), dataset)
+        stats = sampler.sample_shard(0, problems, dataset)
+    sent = {p["problem_id"]: BUILTIN["clevr_v2"].render(p) for p in problems.to_pylist()}
     rows = dataset.read_shard(0).to_pylist()
     assert [(r["problem_id"], r["sample_idx"]) for r in rows] == [(f"q{i}", j) for i in range(5) for j in range(3)]
     for row in rows:
         assert row["reasoning"] and re.fullmatch(r"[a-z][a-z ]{0,11}", row["reasoning"])
         assert re.fullmatch(r"\*\*The answer is: \*\*[0-9]", row["response"])
         assert row["prompt_version"] == BUILTIN["clevr_v2"].id and row["teacher"] == teacher.model
+        [user] = sent[row["problem_id"]]  # clevr_v2 is a chat prompt of one user message
+        assert row["prompt_messages"] == [user] and row["prompt"] == user["content"]
         assert row["seed"] == request_seed(7, row["problem_id"]) + row["sample_idx"]
         assert row["error"] is None and row["finish_reason"] == "stop"
     assert stats.generated_problems == 5 and stats.completion_tokens == sum(r["completion_tokens"] for r in rows)
@@ -131,7 +132,7 @@ def test_the_engine_stays_full_across_shards(teacher, tmp_path, monkeypatch):
 
 def test_a_prompt_longer_than_the_context_is_a_failed_sample_not_a_dead_shard(teacher, tmp_path):
     problems = _problems(["ok0", "long", "ok1"])
-    long_question = " ".join(f"cube{i} sphere{i}" for i in range(2000))  # far past max_model_len=1024 tokens
+    long_question = " ".join(f"cube{i} sphere{i}" for i in range(2000))  # ~18k tokens, far past max_model_len=2048
     problems = problems.set_column(
         problems.schema.get_field_index("question"),
         "question",

@@ -2,11 +2,13 @@ from pathlib import Path
 from typing import get_args
 
 import pytest
+import yaml
 from pydantic import BaseModel
 
 from tools.reference import _models, in_readme, reference
 from tracemill.build import BuildConfig, load_build_config
-from tracemill.config import (
+from tracemill.config import load_yaml
+from tracemill.problems.config import (
     FileFields,
     GpqaSource,
     Gsm8kSource,
@@ -14,7 +16,6 @@ from tracemill.config import (
     ProblemsConfig,
     SourceConfig,
     load_problems_config,
-    load_yaml,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,33 +34,43 @@ def test_example_configs_are_complete_build_configs(path):
 def test_benchmark_sources_by_kind(tmp_path):
     path = tmp_path / "source.yaml"
     path.write_text("source:\n  kind: gsm8k\n  path: ./gsm8k/test.jsonl\n  max_rows: 100\n")
-    source = load_yaml(path).source
+    source = load_yaml(path, ProblemsConfig).source
     assert isinstance(source, Gsm8kSource) and (source.config, source.split, source.max_rows) == ("main", "test", 100)
     path.write_text("source:\n  kind: math500\n")
-    assert load_yaml(path).source == Math500Source(path="HuggingFaceH4/MATH-500")
+    assert load_yaml(path, ProblemsConfig).source == Math500Source(path="HuggingFaceH4/MATH-500")
     path.write_text("source:\n  kind: gpqa\n  max_rows: 0\n")
     with pytest.raises(ValueError, match=r"source\.gpqa\.max_rows"):
-        load_yaml(path)
+        load_yaml(path, ProblemsConfig)
     assert GpqaSource().config == "gpqa_diamond"
     path.write_text("source:\n  kind: files\n  path: x.jsonl\n")
     with pytest.raises(ValueError, match=r"source\.files\.name\n.*Field required"):
-        load_yaml(path)
+        load_yaml(path, ProblemsConfig)
 
 
 def test_bad_values_name_the_file_and_field(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("source:\n  kind: clevr_procedural\n  num_scenes: 0\n")
     with pytest.raises(ValueError, match=r"(?s)bad\.yaml.*source\.clevr_procedural\.num_scenes"):
-        load_yaml(path)
+        load_yaml(path, ProblemsConfig)
     path.write_text("source:\n  kind: clevr_procedural\n  num_scene: 10\n")
     with pytest.raises(ValueError, match=r"num_scene\n.*Extra inputs are not permitted"):
-        load_yaml(path)
+        load_yaml(path, ProblemsConfig)
     path.write_text("source:\n  kind: clevr_procedural\n  min_objects: 6\n  max_objects: 4\n")
     with pytest.raises(ValueError, match=r"min_objects \(6\) is above max_objects \(4\)"):
-        load_yaml(path)
+        load_yaml(path, ProblemsConfig)
     path.write_text("source: [unclosed\n")
     with pytest.raises(ValueError, match=r"bad\.yaml: not valid YAML"):
-        load_yaml(path)
+        load_yaml(path, ProblemsConfig)
+
+
+def test_a_removed_field_stops_the_config_naming_it(tmp_path):
+    """filters.custom_prompts is gone: kept prompts are read from the samples, which record them as sent."""
+    data = yaml.safe_load((ROOT / "configs" / "demo.yaml").read_text())
+    data["filters"]["custom_prompts"] = [{"name": "mine", "text": "{question}"}]
+    path = tmp_path / "old.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ValueError, match=r"(?s)old\.yaml.*filters\.custom_prompts\n.*Extra inputs are not permitted"):
+        load_build_config(path)
 
 
 def _all_models(root: type[BaseModel]) -> set[type[BaseModel]]:

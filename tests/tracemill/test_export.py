@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import re
 from pathlib import Path
 
 import datasets
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
@@ -16,10 +18,14 @@ from PIL import Image
 
 from tracemill.export import card
 from tracemill.export import layouts as export
-from tracemill.export.layouts import ExportConfig
-from tracemill.filtering import funnel
+from tracemill.export.config import ExportConfig
+from tracemill.filtering import funnel, rules
 from tracemill.filtering import stage as filters
-from tracemill.filtering.stage import ContaminationConfig, FilterConfig, LengthOutlierConfig, NgramIndex, Plan
+from tracemill.filtering.config import ContaminationConfig, FilterConfig, LengthOutlierConfig
+from tracemill.filtering.dedup import NgramIndex
+from tracemill.filtering.stage import Plan
+from tracemill.records import VERDICT, to_table
+from tracemill.sampling.prompts import PromptTemplate, prompt_columns
 from tracemill.store import Store
 
 SECRETS = ("sk-teacher-SECRET-1", "S3-SECRET-2", "hf_TOKEN_SECRET_3")
@@ -51,10 +57,10 @@ def exported(tmp_path, trace_tables):
     store = Store(str(tmp_path / "store"))
     kept = store.dataset("kept", "k0", "kept")
     rejected = store.dataset("rejected", "k0", "rejected")
-    tokens = np.concatenate([filters.measured_tokens(v) for v in verdicts])
+    tokens = np.concatenate([rules.measured_tokens(v) for v in verdicts])
     plan = Plan(
         FILTERS,
-        filters.length_bound(tokens, FILTERS.length),
+        rules.length_bound(tokens, FILTERS.length),
         NgramIndex.build(["the quick brown fox jumps over the lazy dog"], 5),
     )
     shard_funnels = []
@@ -82,7 +88,7 @@ def exported(tmp_path, trace_tables):
 
 def _load(out, name: str) -> list[dict]:
     """Load an export: a Parquet config as the Hub would (through the card's YAML), a jsonl one as json files."""
-    prefix, suffix, _, _ = export.LAYOUTS[name]
+    prefix, suffix = export.LAYOUTS[name].prefix, export.LAYOUTS[name].suffix
     cache = str(Path(out.store.root).parent / "hf-cache")
     if suffix == "parquet":
         return datasets.load_dataset(out.path, name, split="train", cache_dir=cache).to_list()
@@ -140,6 +146,46 @@ def test_messages(exported):
     assert rows[1]["messages"][1]["content"].startswith("<think>\nstep 0 counts")
     assert rows[1]["messages"][1]["content"].endswith("</think>\n\nThere are 4 cubes. **The answer is: ** 4")
     assert "Scene Description:\nA large red cube" in clevr["prompt"]
+
+
+# Custom prompts that filters and exports are never given: the samples alone say what was sent.
+CHAT = PromptTemplate("terse", 1, "Solve: {question}", system="Be brief.")
+COMPLETION = PromptTemplate("open", 1, "Problem: {problem}\nAnswer: <think>", mode="completion")
+
+
+def _sampled_with(template: PromptTemplate, relabel: pa.Table, verdicts: pa.Table) -> pa.Table:
+    """The verdicts as if sampled with ``template``: its id and the prompt it sent, recorded as the Sampler does."""
+    problems = {p["problem_id"]: p for p in relabel.to_pylist()}
+    rows = verdicts.to_pylist()
+    for row in rows:
+        row.update(prompt_version=template.id, **prompt_columns(template.render(problems[row["problem_id"]])))
+    return to_table(rows, VERDICT)
+
+
+def test_exports_carry_the_prompts_the_samples_recorded(tmp_path, trace_tables):
+    relabels, verdicts = trace_tables
+    sampled = [_sampled_with(COMPLETION, relabels[0], verdicts[0]), _sampled_with(CHAT, relabels[1], verdicts[1])]
+    config = ExportConfig(r1v=False, weaver=False, include_rejected=False)
+    out = export.export_dir(Store(str(tmp_path)), "k0", config)
+    files = {}
+    for shard, (relabel, verdict) in enumerate(zip(relabels, sampled, strict=True)):
+        kept, rejected = filters.filter_shard(relabel, verdict, Plan(FilterConfig()), shard=shard)
+        for name, info in export.export_shard(kept, rejected, out, shard, config)["files"].items():
+            files[name, shard] = Path(out.path, info["file"])
+    rows = {key: [json.loads(line) for line in path.read_text().splitlines()] for key, path in files.items()
+            if path.suffix == ".jsonl"}  # fmt: skip
+
+    # The chat prompt: its system message and user message exactly, in the messages export and the SFT files.
+    chat = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Solve: How many cubes?"}]
+    assert rows["messages", 1] and all(r["messages"][:2] == chat for r in rows["messages", 1])
+    assert [r["messages"][2]["role"] for r in rows["messages", 1]] == ["assistant"] * len(rows["messages", 1])
+    assert {r["prompt"] for r in rows["sft_correct", 1] + rows["sft_all", 1]} == {"Solve: How many cubes?"}
+    # The completion prompt: its text exactly; it opens <think>, so the SFT response continues inside it.
+    text = "Problem: What is 2+2?\nAnswer: <think>"
+    response = "I add two and two to get four.\n</think>\n\nThe answer is \\boxed{4}."
+    assert rows["sft_correct", 0][0] == {"prompt": text, "response": response}
+    assert rows["messages", 0][0]["messages"][0] == {"role": "user", "content": text}
+    assert pq.read_table(files["default", 1])["prompt_messages"].to_pylist()[0] == chat
 
 
 def test_r1v_layout(exported):

@@ -10,16 +10,11 @@ import pyarrow.parquet as pq
 import pytest
 from pydantic import ValidationError
 
+from tracemill.filtering import benchmarks, dedup, rules
 from tracemill.filtering import stage as filters
-from tracemill.filtering.stage import (
-    ContaminationConfig,
-    FilterConfig,
-    LengthOutlierConfig,
-    MinHasher,
-    NearDuplicateConfig,
-    NgramIndex,
-    Plan,
-)
+from tracemill.filtering.config import ContaminationConfig, FilterConfig, LengthOutlierConfig, NearDuplicateConfig
+from tracemill.filtering.dedup import MinHasher, NgramIndex
+from tracemill.filtering.stage import Plan
 from tracemill.records import KEPT, PROBLEM, REJECTED, to_table
 from tracemill.sampling.prompts import BUILTIN
 from tracemill.store import Store
@@ -33,77 +28,77 @@ def row(**extra):
 
 
 def test_row_filters_return_their_reason_or_keep():
-    assert filters.sampling_failed(row(error="timeout")) == "sampling_failed"
-    assert filters.sampling_failed(row()) is None
-    assert filters.truncated(row(finish_reason="length")) == "truncated"
-    assert filters.truncated(row(finish_reason="stop")) is None
-    assert filters.no_reasoning(row(reasoning=None)) == "no_reasoning"
-    assert filters.no_reasoning(row(reasoning=" \n\t")) == "no_reasoning"
-    assert filters.no_reasoning(row(reasoning="x")) is None
-    assert filters.label(row(correct=False)) == "incorrect"
-    assert filters.label(row(correct=None)) == "undecided"
-    assert filters.label(row(correct=True)) is None
-    assert filters.too_long(row(completion_tokens=11), 10.0) == "too_long"
-    assert filters.too_long(row(completion_tokens=10), 10.0) is None
-    assert filters.too_long(row(completion_tokens=None), 10.0) is None
-    assert filters.too_long(row(completion_tokens=10**6), None) is None
+    assert rules.sampling_failed(row(error="timeout")) == "sampling_failed"
+    assert rules.sampling_failed(row()) is None
+    assert rules.truncated(row(finish_reason="length")) == "truncated"
+    assert rules.truncated(row(finish_reason="stop")) is None
+    assert rules.no_reasoning(row(reasoning=None)) == "no_reasoning"
+    assert rules.no_reasoning(row(reasoning=" \n\t")) == "no_reasoning"
+    assert rules.no_reasoning(row(reasoning="x")) is None
+    assert rules.label(row(correct=False)) == "incorrect"
+    assert rules.label(row(correct=None)) == "undecided"
+    assert rules.label(row(correct=True)) is None
+    assert rules.too_long(row(completion_tokens=11), 10.0) == "too_long"
+    assert rules.too_long(row(completion_tokens=10), 10.0) is None
+    assert rules.too_long(row(completion_tokens=None), 10.0) is None
+    assert rules.too_long(row(completion_tokens=10**6), None) is None
 
 
 def test_single_final_answer():
-    assert filters.multiple_answers(row(response="so \\boxed{4} and not \\boxed{5}")) == "multiple_answers"
+    assert rules.multiple_answers(row(response="so \\boxed{4} and not \\boxed{5}")) == "multiple_answers"
     # Several boxes with the same answer, spacing aside, are one answer; the reasoning's boxes do not count.
-    assert filters.multiple_answers(row(response="\\boxed{4} so \\boxed{ 4 }", reasoning="\\boxed{7}")) is None
-    assert filters.multiple_answers(row(response="\\boxed{4}")) is None
-    assert filters.multiple_answers(row(response="no box at all")) is None
-    assert filters.multiple_answers(row(response=None)) is None
+    assert rules.multiple_answers(row(response="\\boxed{4} so \\boxed{ 4 }", reasoning="\\boxed{7}")) is None
+    assert rules.multiple_answers(row(response="\\boxed{4}")) is None
+    assert rules.multiple_answers(row(response="no box at all")) is None
+    assert rules.multiple_answers(row(response=None)) is None
 
 
 def test_single_answer_uses_the_grader_for_equal_values_written_differently():
     same = row(response="\\boxed{\\frac{1}{2}} which is \\boxed{0.5}", answer_type="math")
-    assert filters.multiple_answers(same) is None
+    assert rules.multiple_answers(same) is None
 
 
 def test_group_filters_keep_the_first_and_name_the_rest():
     a = row(reasoning="Two  plus TWO is four.", response="\\boxed{4}")
     same = row(reasoning="two plus two is four", response="\\boxed{4}")  # case, spacing, punctuation aside
     other = row(reasoning="four it is", response="\\boxed{4}")
-    assert filters.exact_duplicates([a, same, other, a]) == [None, "duplicate", None, "duplicate"]
-    assert filters.over_limit([a, other, same], 2) == [None, None, "over_limit"]
+    assert dedup.exact_duplicates([a, same, other, a]) == [None, "duplicate", None, "duplicate"]
+    assert rules.over_limit([a, other, same], 2) == [None, None, "over_limit"]
 
     long = " ".join(f"word{i}" for i in range(300))
     near = long.replace("word150 ", "changed ")
     hasher = MinHasher(NearDuplicateConfig(threshold=0.8))
     rows = [row(reasoning=long), row(reasoning=near), row(reasoning="something else entirely different here")]
-    assert filters.near_duplicates(rows, hasher, 0.8) == [None, "near_duplicate", None]
+    assert dedup.near_duplicates(rows, hasher, 0.8) == [None, "near_duplicate", None]
 
 
 def test_minhash_estimates_jaccard():
     hasher = MinHasher(NearDuplicateConfig(num_perm=256, shingle=1, seed=3))
     first = [f"w{i}" for i in range(200)]
     second = [f"w{i}" for i in range(100, 300)]  # 100 shared of 300: Jaccard 1/3
-    estimate = filters.jaccard(hasher.signature(first), hasher.signature(second))
-    assert abs(estimate - 1 / 3) < 0.1
-    assert filters.jaccard(hasher.signature(first), hasher.signature(list(first))) == 1.0
+    a, b, same, empty = hasher.signatures([first, second, list(first), []])
+    assert abs(np.mean(a == b) - 1 / 3) < 0.1  # the share of equal minima estimates the Jaccard similarity
+    assert np.array_equal(a, same)
     # Seeded: the same config gives the same signature in another hasher.
     again = MinHasher(NearDuplicateConfig(num_perm=256, shingle=1, seed=3))
-    assert np.array_equal(again.signature(first), hasher.signature(first))
-    assert hasher.signature([]).shape == (256,)
+    assert np.array_equal(again.signatures([first])[0], a)
+    assert empty.shape == (256,)
 
 
 def test_contamination_index_matches_ngrams_and_short_texts():
     index = NgramIndex.build(["The quick brown fox jumps over the lazy dog.", "Short one", None], n=5)
-    assert filters.contaminated("Then: the QUICK brown fox, jumps over a cat", index) == "contaminated"
-    assert filters.contaminated("the quick brown fox sleeps", index) is None
-    assert filters.contaminated("short one!", index) == "contaminated"  # shorter than n: the whole text
-    assert filters.contaminated(None, index) is None
+    assert rules.contaminated("Then: the QUICK brown fox, jumps over a cat", index) == "contaminated"
+    assert rules.contaminated("the quick brown fox sleeps", index) is None
+    assert rules.contaminated("short one!", index) == "contaminated"  # shorter than n: the whole text
+    assert rules.contaminated(None, index) is None
 
 
 def test_length_bound_percentile_and_std():
     tokens = np.arange(1, 101, dtype=float)
-    assert filters.length_bound(tokens, LengthOutlierConfig(percentile=90)) == pytest.approx(90.1)
-    bound = filters.length_bound(tokens, LengthOutlierConfig(method="std", k=2))
+    assert rules.length_bound(tokens, LengthOutlierConfig(percentile=90)) == pytest.approx(90.1)
+    bound = rules.length_bound(tokens, LengthOutlierConfig(method="std", k=2))
     assert bound == pytest.approx(tokens.mean() + 2 * tokens.std())
-    assert filters.length_bound(np.empty(0), LengthOutlierConfig()) is None
+    assert rules.length_bound(np.empty(0), LengthOutlierConfig()) is None
 
 
 def _reasons(kept: pa.Table, rejected: pa.Table) -> dict[tuple[str, int], str | None]:
@@ -134,8 +129,8 @@ def test_filter_shard_gives_every_row_one_reason(trace_tables):
     relabels, verdicts = trace_tables
     config = _config()
     index = NgramIndex.build(["the quick brown fox jumps over the lazy dog"], n=5)
-    tokens = np.concatenate([filters.measured_tokens(v) for v in verdicts])
-    plan = Plan(config, length_limit=filters.length_bound(tokens, config.length), contamination=index)
+    tokens = np.concatenate([rules.measured_tokens(v) for v in verdicts])
+    plan = Plan(config, length_limit=rules.length_bound(tokens, config.length), contamination=index)
     got = {}
     for shard, (relabel, verdict) in enumerate(zip(relabels, verdicts, strict=True)):
         kept, rejected = filters.filter_shard(relabel, verdict, plan, shard=shard)
@@ -146,10 +141,11 @@ def test_filter_shard_gives_every_row_one_reason(trace_tables):
 
     kept, _ = filters.filter_shard(relabels[1], verdicts[1], plan, shard=1)
     first = kept.to_pylist()[0]
-    # Kept rows carry the problem (current gold, original gold, relabel flag) and the rendered prompt.
+    # Kept rows carry the problem (current gold, original gold, relabel flag) and the prompt the sample recorded.
     assert first["answer"] == "4" and first["original_answer"] == "3" and first["relabeled"] is True
     assert first["img_filename"] == "CLEVR_1.png" and first["source"] == "clevr"
-    assert first["prompt"] == BUILTIN["clevr_v2"].render(relabels[1].to_pylist()[0])[0]["content"]
+    assert first["prompt_messages"] == BUILTIN["clevr_v2"].render(relabels[1].to_pylist()[0])
+    assert first["prompt"] == first["prompt_messages"][0]["content"]
     assert first["teacher"] == "tiny-teacher" and first["seed"] == 100 and first["decided_by"] == "exact"
 
 
@@ -187,21 +183,6 @@ def test_bad_input_names_the_row(trace_tables):
     relabels, verdicts = trace_tables
     with pytest.raises(ValueError, match=r"verdicts shard 1: row 0 \(problem p2, sample 0\) has no problem"):
         filters.filter_shard(relabels[0], verdicts[1], Plan(FilterConfig()), shard=1)
-    versions = pa.array(["mine@v1:00000000"] * verdicts[1].num_rows)
-    odd = verdicts[1].set_column(verdicts[1].schema.get_field_index("prompt_version"), "prompt_version", versions)
-    with pytest.raises(ValueError, match=r"row 0 \(problem p2\): prompt_version 'mine@v1:00000000'.*custom_prompts"):
-        filters.filter_shard(relabels[1], odd, Plan(FilterConfig()), shard=1)
-
-
-def test_custom_prompts_render(trace_tables):
-    from tracemill.teachers.config import PromptConfig
-
-    relabels, verdicts = trace_tables
-    custom = PromptConfig(name="mine", text="Solve: {question}", system="Be brief.")
-    versions = pa.array([custom.template().id] * verdicts[1].num_rows)
-    odd = verdicts[1].set_column(verdicts[1].schema.get_field_index("prompt_version"), "prompt_version", versions)
-    kept, _ = filters.filter_shard(relabels[1], odd, Plan(FilterConfig(custom_prompts=[custom])), shard=1)
-    assert kept["prompt"][0].as_py() == "Solve: How many cubes?" and kept["system"][0].as_py() == "Be brief."
 
 
 def test_benchmark_index_from_files_and_problem_datasets(tmp_path):
@@ -218,7 +199,7 @@ def test_benchmark_index_from_files_and_problem_datasets(tmp_path):
 
     files = [str(tmp_path / f"b.{ext}") for ext in ("jsonl", "csv", "parquet")]
     config = ContaminationConfig(benchmarks=["bench0000"], files=files, field="problem", n=5)
-    index, inputs = filters.benchmark_index(config, store)
+    index, inputs = benchmarks.benchmark_index(config, store)
     for text in [*texts, "one two three four five", "red green blue cyan magenta"]:
         assert index.overlaps(text), text
     assert not index.overlaps("nothing from any benchmark here at all")
@@ -226,12 +207,12 @@ def test_benchmark_index_from_files_and_problem_datasets(tmp_path):
 
     # An edited file changes its input fingerprint.
     (tmp_path / "b.jsonl").write_text(json.dumps({"problem": "changed"}) + "\n")
-    assert filters.benchmark_index(config, store)[1][1] != inputs[1]
+    assert benchmarks.benchmark_index(config, store)[1][1] != inputs[1]
 
-    with pytest.raises(ValueError, match=r"b.jsonl: no column 'question'"):
-        filters.benchmark_index(ContaminationConfig(files=files[:1]), store)
+    with pytest.raises(ValueError, match=r"b.jsonl: row 0: no column 'question'"):
+        benchmarks.benchmark_index(ContaminationConfig(files=files[:1]), store)
     with pytest.raises(FileNotFoundError, match="missing.jsonl"):
-        filters.benchmark_index(ContaminationConfig(files=[str(tmp_path / "missing.jsonl")]), store)
+        benchmarks.benchmark_index(ContaminationConfig(files=[str(tmp_path / "missing.jsonl")]), store)
 
 
 def test_config_bounds_and_descriptions():

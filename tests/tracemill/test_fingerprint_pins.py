@@ -20,9 +20,11 @@ import pytest
 
 from tracemill.build import BuildConfig, load_build_config
 from tracemill.export.layouts import export_dir
+from tracemill.filtering import stage as filters
 from tracemill.judging import stage as judging
 from tracemill.problems import stage as problems
 from tracemill.sampling import stage as sampling
+from tracemill.scoring import scores
 from tracemill.scoring.config import ScoresConfig
 from tracemill.store import Store, fingerprint
 
@@ -46,15 +48,12 @@ def test_problems(demo: BuildConfig, tmp_path: Path) -> None:
 
 
 def test_samples_identity(demo: BuildConfig) -> None:
-    from flows.sampling import samples_fingerprint
-
-    assert samples_fingerprint(demo.sampling, PROBLEMS) == "f36148819361e3a0"
+    assert sampling.samples_stage(demo.sampling, PROBLEMS).fingerprint == "f36148819361e3a0"
 
 
 def test_judging_stages(demo: BuildConfig) -> None:
-    from flows.judging import stage_fingerprints
-
-    assert stage_fingerprints(demo.judge, demo.relabel, PROBLEMS, SAMPLES) == {
+    stages = judging.judging_stages(demo.judge, demo.relabel, PROBLEMS, SAMPLES)
+    assert {name: stage.fingerprint for name, stage in stages.items()} == {
         "verdicts": "7934270373ee443f",
         "relabel": "5f599c6680ffcb04",
         "rejudged": "771c34c4e9fe58dd",
@@ -62,9 +61,9 @@ def test_judging_stages(demo: BuildConfig) -> None:
 
 
 def test_kept(demo: BuildConfig) -> None:
-    from flows.filtering import kept_fingerprint
-
-    assert kept_fingerprint(demo.filter_config(), RELABEL, VERDICTS, []) == ("7e0c837c0dca8798", [RELABEL, VERDICTS])
+    # Moved once, deliberately: filters.custom_prompts left FilterConfig (kept prompts are read from the samples).
+    stage = filters.kept_stage(demo.filters, RELABEL, VERDICTS)
+    assert stage.fingerprint == "02933dc462b94960" and stage.inputs == (RELABEL, VERDICTS)
 
 
 def test_exports(demo: BuildConfig, tmp_path: Path) -> None:
@@ -75,7 +74,5 @@ def test_exports(demo: BuildConfig, tmp_path: Path) -> None:
 
 def test_scores() -> None:
     """The demo has no verifiers; one reward model pins how a verifier's identity is derived."""
-    from flows.scores import scores_fingerprint
-
     config = ScoresConfig.model_validate({"verifiers": [{"kind": "reward_model", "name": "orm", "model": "./m"}]})
-    assert scores_fingerprint(config, RELABEL, VERDICTS) == "a63dfb8361984fd4"
+    assert scores.scores_stage(config, RELABEL, VERDICTS).fingerprint == "a63dfb8361984fd4"

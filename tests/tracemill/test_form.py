@@ -16,7 +16,7 @@ from prefect.utilities.schema_tools.validation import ValidationError, build_err
 from pydantic import BaseModel
 
 from flows.build import build_dataset
-from tracemill.config import SourceConfig
+from tracemill.problems.config import SourceConfig
 from tracemill.teachers.config import TeacherConfig
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,9 +6,11 @@ import json
 
 import numpy as np
 
-from tracemill.filtering import funnel
+from tracemill.filtering import funnel, rules
 from tracemill.filtering import stage as filters
-from tracemill.filtering.stage import ContaminationConfig, FilterConfig, LengthOutlierConfig, NgramIndex, Plan
+from tracemill.filtering.config import REASONS, ContaminationConfig, FilterConfig, LengthOutlierConfig
+from tracemill.filtering.dedup import NgramIndex
+from tracemill.filtering.stage import Plan
 
 
 def _funnel(relabels, verdicts) -> funnel.Funnel:
@@ -17,10 +19,10 @@ def _funnel(relabels, verdicts) -> funnel.Funnel:
         contamination=ContaminationConfig(files=["unused.jsonl"], n=5),
         max_per_problem=2,
     )
-    tokens = np.concatenate([filters.measured_tokens(v) for v in verdicts])
+    tokens = np.concatenate([rules.measured_tokens(v) for v in verdicts])
     plan = Plan(
         config,
-        length_limit=filters.length_bound(tokens, config.length),
+        length_limit=rules.length_bound(tokens, config.length),
         contamination=NgramIndex.build(["the quick brown fox jumps over the lazy dog"], n=5),
     )
     shards = []
@@ -55,7 +57,7 @@ def test_rows_in_equal_kept_plus_dropped_at_every_stage(trace_tables):
     counts = _funnel(*trace_tables)
     for source, c in counts.items():
         stages = c.stages()
-        assert [s["stage"] for s in stages] == list(filters.REASONS)
+        assert [s["stage"] for s in stages] == list(REASONS)
         assert stages[0]["rows_in"] == c.samples, source
         for before, after in zip(stages, stages[1:], strict=False):
             assert before["rows_out"] == after["rows_in"]

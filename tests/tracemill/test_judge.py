@@ -8,7 +8,8 @@ import pytest
 
 from tests.fake_judge import fake_judge, predicted_of
 from tests.fake_openai import FakeOpenAI, Reply, prompt_of
-from tracemill.judging.llm_judge import VERDICT_REGEX, JudgeItem, ask_judge, judge_prompt, judge_seed, parse_judgement
+from tracemill.judging.llm_judge import VERDICT_REGEX, JudgeItem, ask_judge, judge_prompt, parse_judgement
+from tracemill.seeds import request_seed
 from tracemill.teachers.base import SamplingParams
 from tracemill.teachers.endpoint import EndpointTeacher
 
@@ -79,7 +80,7 @@ def test_judge_through_an_openai_compatible_endpoint(judge_server, endpoint):
     assert set(bodies) == {"0.5", "3", "a box, I think"}
     for item in items:
         body = bodies[item.predicted]
-        assert body["seed"] == judge_seed(item.key, 7)  # the same comparison gets the same seed on every run
+        assert body["seed"] == request_seed(7, item.key)  # the same comparison gets the same seed on every run
         assert body["structured_outputs"] == {"regex": VERDICT_REGEX}
         assert body["temperature"] == 0.0 and body["n"] == 1
         assert f"Reference answer: {item.reference}\n" in prompt_of(body)

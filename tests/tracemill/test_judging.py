@@ -40,7 +40,7 @@ def _problems() -> pa.Table:
 
 def _samples(responses: dict[str, list[str | None]]) -> pa.Table:
     rows = [
-        {"problem_id": pid, "sample_idx": i, "teacher": "t", "prompt_version": "v", "response": text}
+        {"problem_id": pid, "sample_idx": i, "teacher": "t", "prompt_version": "v", "prompt": "q", "response": text}
         for pid, texts in responses.items()
         for i, text in enumerate(texts)
     ]
@@ -84,6 +84,23 @@ def test_rules_judge_every_sample_and_keep_its_fields():
     assert [got[("wrong-gold", i)][1] for i in range(4)] == [False] * 4
     assert got[("pick", 0)] == ("B", True) and got[("pick", 1)] == ("C", False)
     assert "llm_judge" not in verdicts["decided_by"].to_pylist()
+
+
+def test_an_option_past_j_is_extracted_and_graded():
+    # Sources accept up to 26 options; the letter K of an 11+-option problem is an answer like any other,
+    # a letter past the problem's options is no answer (unparsed), and a hedge between two letters is never correct.
+    choices = [f"option {i}" for i in range(12)]
+    problems = to_table(
+        [{"problem_id": "many", "source": "unit", "split": "test", "question": "Which?", "answer": "K",
+          "answer_type": "choice", "choices": choices}],
+        PROBLEM,
+    )  # fmt: skip
+    responses = ["Answer: K", "The answer is (k)", "Answer: J", "Answer: M", "The answer is K or L"]
+    verdicts = _by_key(judging.judge_shard(problems, _samples({"many": responses}), JudgeConfig(), None))
+    got = [(verdicts[("many", i)]["extracted"], verdicts[("many", i)]["correct"]) for i in range(len(responses))]
+    assert got[:3] == [("K", True), ("K", True), ("J", False)]
+    assert got[3] == (None, False)  # no answer among the options: unparsed, as any response without one
+    assert got[4][1] is not True
 
 
 def test_a_sample_of_an_unknown_problem_names_the_row():
@@ -221,9 +238,13 @@ def test_stage_figures_count_sources_tiers_and_relabels():
 
 
 def test_editing_the_grader_changes_the_verdict_fingerprint_not_the_samples_one(monkeypatch):
-    from flows.judging import stage_fingerprints
-    from flows.sampling import samples_fingerprint
-    from tracemill.teachers.config import SamplingConfig
+    from tracemill.sampling.config import SamplingConfig
+    from tracemill.sampling.stage import samples_stage
+
+    def fingerprints() -> tuple[dict[str, str], str]:
+        judged = judging.judging_stages(JudgeConfig(), RelabelConfig(), "p0", "s0")
+        samples = samples_stage(sampling_config, "p0")
+        return {name: stage.fingerprint for name, stage in judged.items()}, samples.fingerprint
 
     sources = judging.grader_sources()
     assert set(sources) == set(judging.GRADER_MODULES) and judging.grader_version(sources) == judging.CODE_VERSION
@@ -234,11 +255,8 @@ def test_editing_the_grader_changes_the_verdict_fingerprint_not_the_samples_one(
     assert edited != sources and judging.grader_version(edited) != judging.CODE_VERSION
 
     sampling_config = SamplingConfig(teacher={"kind": "vllm", "model": "tiny"})  # no block to resolve
-    before = (
-        stage_fingerprints(JudgeConfig(), RelabelConfig(), "p0", "s0"),
-        samples_fingerprint(sampling_config, "p0"),
-    )
+    before = fingerprints()
     monkeypatch.setattr(judging, "CODE_VERSION", judging.grader_version(edited))
-    after = (stage_fingerprints(JudgeConfig(), RelabelConfig(), "p0", "s0"), samples_fingerprint(sampling_config, "p0"))
+    after = fingerprints()
     assert after[1] == before[1]  # samples stay cached
     assert all(after[0][stage] != before[0][stage] for stage in judging.STAGES)  # every judging stage re-runs

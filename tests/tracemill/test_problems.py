@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from tracemill.config import ClevrFilesSource, ClevrProceduralSource, FileSource, Gsm8kSource
 from tracemill.problems import stage as problems
+from tracemill.problems.config import ClevrFilesSource, ClevrProceduralSource, FileSource, Gsm8kSource
 from tracemill.records import PROBLEM
 from tracemill.store import Store
 

@@ -16,16 +16,18 @@ from transformers import AutoTokenizer
 from tests.fake_judge import chat_reply
 from tests.fake_openai import FakeOpenAI
 from tracemill.build import BuildConfig
+from tracemill.config import identity_of
 from tracemill.export import layouts as export
-from tracemill.export.layouts import ExportConfig
+from tracemill.export.config import ExportConfig
 from tracemill.filtering import stage as filters
-from tracemill.filtering.stage import FilterConfig, Plan
-from tracemill.judging.llm_judge import judge_seed
+from tracemill.filtering.config import FilterConfig
+from tracemill.filtering.stage import Plan
 from tracemill.records import PROBLEM, SCORE, VERDICT, to_table
 from tracemill.scoring.config import LmJudgeVerifier, ScoresConfig, VerifierConfig
 from tracemill.scoring.pooling import encode
 from tracemill.scoring.scores import score_shard, scored_text, steps_of, verifier_prompt
 from tracemill.scoring.worth import auroc, display_rows, worth_table
+from tracemill.seeds import request_seed
 from tracemill.store import Store
 from tracemill.teachers.config import EndpointTeacherConfig
 from tracemill.teachers.endpoint import EndpointTeacher
@@ -40,7 +42,7 @@ def shard(responses: list[str | None]) -> tuple[Any, Any]:
     )  # fmt: skip
     verdicts = to_table(
         [
-            {"problem_id": "p", "sample_idx": i, "teacher": "t", "prompt_version": "v", "response": text,
+            {"problem_id": "p", "sample_idx": i, "teacher": "t", "prompt_version": "v", "prompt": "q", "response": text,
              "reasoning": "Add two and two.", "decided_by": "exact", "correct": text == "4"}
             for i, text in enumerate(responses)
         ],
@@ -63,7 +65,7 @@ def test_verifiers_are_a_list_discriminated_by_kind_and_off_by_default():
     with pytest.raises(ValidationError):
         adapter.validate_python({"kind": "lm_judge", "name": "j", "teacher": {"kind": "vllm", "model": "m"},
                                  "verdicts_per_sample": 0})  # fmt: skip
-    assert "engine" not in rm.identity() and rm.engine_args()["max_model_len"] == 4096
+    assert "engine" not in identity_of(rm) and rm.engine_args()["max_model_len"] == 4096
 
 
 def test_texts_prompts_and_steps():
@@ -122,7 +124,7 @@ def test_lm_judge_through_an_openai_compatible_endpoint(judge_server):
     rows = table.to_pylist()
     assert [(r["verifier"], r["kind"], r["sample_idx"]) for r in rows] == [("judge", "lm_judge", i) for i in range(3)]
     for row in rows[:2]:  # verdict i has seed base + i, each its own request
-        base = judge_seed(f"judge\x1fp/{row['sample_idx']}", 0)
+        base = request_seed(0, f"judge\x1fp/{row['sample_idx']}")
         expected = [[1.0, 0.0, None][(base + i) % 3] for i in range(3)]
         assert row["verdicts"] == expected
         parsed = [v for v in expected if v is not None]

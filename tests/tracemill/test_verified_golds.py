@@ -9,11 +9,11 @@ from pathlib import Path
 import pyarrow as pa
 import yaml
 
-from tracemill.config import ClevrProceduralSource
 from tracemill.judging import stage as judging
 from tracemill.judging.config import JudgeConfig, RelabelConfig
 from tracemill.problems.clevr import read_counting_problems
 from tracemill.problems.clevr_questions import procedural_problems
+from tracemill.problems.config import ClevrProceduralSource
 from tracemill.records import PROBLEM, RELABEL, SAMPLE, to_table
 
 from .problems.test_clevr_files import QUESTIONS, SCENES, write
@@ -31,7 +31,7 @@ def _unanimous_wrong_samples(problems: pa.Table, n: int = 4) -> pa.Table:
     rows = []
     for pid, gold in zip(problems["problem_id"].to_pylist(), problems["answer"].to_pylist(), strict=True):
         for i in range(n):
-            rows.append({"problem_id": pid, "sample_idx": i, "teacher": "t", "prompt_version": "v",
+            rows.append({"problem_id": pid, "sample_idx": i, "teacher": "t", "prompt_version": "v", "prompt": "q",
                          "response": f"<think>count</think>\n**The answer is: **{int(gold) + 1}"})  # fmt: skip
     return to_table(rows, SAMPLE)
 

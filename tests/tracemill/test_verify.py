@@ -6,9 +6,10 @@ import json
 from pathlib import Path
 
 from tracemill.export import layouts as export
-from tracemill.export.layouts import ExportConfig
+from tracemill.export.config import ExportConfig
 from tracemill.filtering import stage as filters
-from tracemill.filtering.stage import FilterConfig, Plan
+from tracemill.filtering.config import FilterConfig
+from tracemill.filtering.stage import Plan
 from tracemill.store import Store
 from tracemill.verify import CORRUPT, MISSING, OK, check_dataset, check_export, repair, table
 

@@ -5,7 +5,7 @@
 * ``data/train-*.parquet`` (kept rows, the final dataset) and ``data/rejected-*.parquet`` (with reasons);
 * ``sft_correct/*.jsonl`` ``{"prompt", "response"}`` and ``sft_all/*.jsonl`` with ``ground_truth``,
   ``predicted``, ``is_correct``;
-* ``messages/*.jsonl`` chat ``messages``;
+* ``messages/*.jsonl`` chat ``messages``: those the teacher was sent, then its answer;
 * ``r1v/*.parquet`` ``image``, ``problem``, ``thinking``, ``solution`` (R1-V's vision SFT layout);
 * ``weaver/*.parquet`` one row per problem with every labelled sample (Weaver's layout), and with the
   scores stage each verifier's columns (``{name}_scores``, ``{name}_verdicts``, ``{name}_min_scores``,
@@ -20,7 +20,8 @@ Every file's size and SHA-256 are taken as it is written and kept with its done 
 SFT responses are R1 style, ``<think>\\n{reasoning}\\n</think>\\n\\n{response}``: the format DeepSeek-R1
 emits and its distilled models are trained on, so a chat template that re-adds ``<think>`` is not
 needed. When the prompt itself ends in ``<think>`` (a completion prompt such as r1_think_answer),
-the response starts right after it, without a second ``<think>``.
+the response starts right after it, without a second ``<think>``. Prompts are never rendered here: every
+layout takes the prompt each sample recorded as it was sent.
 """
 
 from __future__ import annotations
@@ -32,20 +33,21 @@ import posixpath
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from pydantic import Field
 
-from tracemill.config import _Model
 from tracemill.export import card
+from tracemill.export.config import ExportConfig
+from tracemill.filtering.config import LABEL_REASONS
 from tracemill.filtering.funnel import Funnel
-from tracemill.filtering.stage import LABEL_REASONS
-from tracemill.store import MANIFEST, Dataset, ShardNotFoundError, Store, Written, fingerprint
+from tracemill.stage import Logger, Stage
+from tracemill.store import MANIFEST, Dataset, ShardNotFoundError, Store, Written
 
 STAGE = "exports"
 # Bump when a change here writes other files or rows for the same kept dataset and config.
@@ -78,44 +80,36 @@ WEAVER = pa.schema(
 )
 
 
-class ExportConfig(_Model):
-    """Which exports to write from the kept and rejected datasets, and how to describe them."""
-
-    sft: bool = Field(True, description="SFT jsonl: correct-only {prompt, response} and all samples with labels.")
-    messages: bool = Field(True, description="Chat jsonl: {messages: [system?, user, assistant]} of correct samples.")
-    r1v: bool = Field(True, description="R1-V layout: image, problem, thinking, solution as <answer> X </answer>.")
-    weaver: bool = Field(True, description="Weaver layout: one row per problem with all its labelled samples.")
-    include_rejected: bool = Field(True, description="Publish rejected rows with their reason as config 'rejected'.")
-    hf_dataset: bool = Field(True, description="Save a datasets.DatasetDict to disk beside the files.")
-    output_url: str | None = Field(
-        None,
-        min_length=1,
-        description="Folder or fsspec URL under which exports/{fingerprint}/ is written; empty: the store.",
-    )
-    hub_target: str | None = Field(
-        None, min_length=1, description="Name of a HubTarget block: push the export to the Hub; empty: no push."
-    )
-    pretty_name: str | None = Field(None, min_length=1, max_length=200, description="Dataset name on its card.")
-    license: str = Field(
-        "apache-2.0", min_length=1, max_length=64, pattern=r"^[a-z0-9.\-]+$", description="License id for the card."
-    )
-    task_categories: list[str] = Field(
-        ["text-generation", "question-answering"], min_length=1, max_length=10, description="Hub task categories."
-    )
-    histogram_bins: int = Field(20, ge=2, le=200, description="Bars of the response-length histogram.")
-
-    def files_identity(self) -> dict[str, Any]:
-        """What changes the exported files: the push target and the card's wording do not."""
-        return self.model_dump(mode="json", include={"sft", "messages", "r1v", "weaver", "include_rejected"})
-
-
 def export_dir(store: Store, kept_fingerprint: str, config: ExportConfig, scores: str | None = None) -> Dataset:
     """The export folder as a dataset location (its path is ``{out}/exports/{fingerprint}``); the scores
     dataset, when the build has one, is an input too (the Weaver layout holds its columns)."""
     out = Store(config.output_url) if config.output_url else store
-    inputs = [kept_fingerprint] if scores is None else [kept_fingerprint, scores]
-    fp = fingerprint(STAGE, config.files_identity(), CODE_VERSION, inputs)
-    return out.dataset(STAGE, fp, "kept")
+    inputs = (kept_fingerprint,) if scores is None else (kept_fingerprint, scores)
+    return Stage(STAGE, "kept", CODE_VERSION, config, inputs).dataset(out)
+
+
+@dataclass(frozen=True)
+class ExportJob:
+    """Write one kept shard's files of every layout into the export folder ``out`` (a
+    :class:`~tracemill.stage.ShardJob`); a shard whose done marker is there is reused unless forced."""
+
+    kept: Dataset
+    rejected: Dataset
+    out: Dataset
+    config: ExportConfig
+    scores: Dataset | None = None
+
+    @property
+    def outputs(self) -> tuple[Dataset, ...]:
+        return (self.out,)
+
+    def run(self, shard: int, force: bool, log: Logger) -> dict[str, Any]:
+        done = None if force else shard_done(self.out, shard)
+        if done is not None:
+            return done
+        scores = None if self.scores is None else self.scores.read_shard(shard)
+        kept, rejected = self.kept.read_shard(shard), self.rejected.read_shard(shard)
+        return export_shard(kept, rejected, self.out, shard, self.config, scores=scores)
 
 
 # --- rows of each layout --------------------------------------------------------------------------
@@ -159,14 +153,12 @@ def sft_labelled_rows(table: pa.Table) -> list[dict[str, Any]]:
 
 
 def messages_rows(table: pa.Table) -> list[dict[str, Any]]:
+    """The chat messages the teacher was sent (a completion prompt as one user message), then its answer."""
     rows = []
-    for r in _pylist(table, ["system", "prompt", "reasoning", "response"]):
-        messages = [{"role": "system", "content": r["system"]}] if r["system"] else []
-        messages += [
-            {"role": "user", "content": r["prompt"]},
-            {"role": "assistant", "content": r1_response(r["reasoning"], r["response"])},
-        ]
-        rows.append({"messages": messages})
+    for r in _pylist(table, ["prompt", "prompt_messages", "reasoning", "response"]):
+        messages = r["prompt_messages"] or [{"role": "user", "content": r["prompt"]}]
+        answer = {"role": "assistant", "content": r1_response(r["reasoning"], r["response"])}
+        rows.append({"messages": [*messages, answer]})
     return rows
 
 
@@ -243,21 +235,57 @@ def _pylist(table: pa.Table, columns: Sequence[str]) -> list[dict[str, Any]]:
 
 # --- files ----------------------------------------------------------------------------------------
 
-# Each export: (folder, file suffix, rows of (kept, rejected), whether the config asks for it).
-Layout = tuple[str, str, Callable[[pa.Table, pa.Table], Any], Callable[[ExportConfig], bool]]
-LAYOUTS: dict[str, Layout] = {
-    "default": ("data/train", "parquet", lambda k, r: k, lambda c: True),
-    "rejected": ("rejected/train", "parquet", lambda k, r: r, lambda c: c.include_rejected),
-    "sft_correct": ("sft_correct/train", "jsonl", lambda k, r: sft_rows(correct_rows(k)), lambda c: c.sft),
-    "sft_all": ("sft_all/train", "jsonl", lambda k, r: sft_labelled_rows(labelled(k, r)), lambda c: c.sft),
-    "messages": ("messages/train", "jsonl", lambda k, r: messages_rows(correct_rows(k)), lambda c: c.messages),
-    "r1v": ("r1v/train", "parquet", lambda k, r: _table(r1v_rows(correct_rows(k)), R1V), lambda c: c.r1v),
-    "weaver": ("weaver/train", "parquet", lambda k, r: _table(weaver_rows(labelled(k, r)), WEAVER), lambda c: c.weaver),
-}
+Rows = Callable[[pa.Table, pa.Table, pa.Table | None], "list[dict[str, Any]] | pa.Table"]
 
 
-# The jsonl shard files: merged into one file per layout, which is what is published.
-JSONL_PARTS = [f"{posixpath.dirname(prefix)}/**" for prefix, suffix, _, _ in LAYOUTS.values() if suffix == "jsonl"]
+@dataclass(frozen=True)
+class Layout:
+    """One export layout: the Hub config ``name``, its shard files ``{prefix}-{shard:05d}.{suffix}`` (jsonl files
+    are merged into ``{name}.jsonl``), its rows from a shard's kept and rejected rows and scores (None without a
+    scores stage), and the ExportConfig toggle that turns it on (None: always written)."""
+
+    name: str
+    prefix: str
+    suffix: Literal["parquet", "jsonl"]
+    rows: Rows
+    toggle: str | None
+
+    def wanted(self, config: ExportConfig) -> bool:
+        return self.toggle is None or bool(getattr(config, self.toggle))
+
+
+# Every layout by name, in the order they are written and listed: add one with register_layout.
+LAYOUTS: dict[str, Layout] = {}
+
+
+def register_layout(layout: Layout) -> Layout:
+    """Add an export layout; its toggle is a field of ExportConfig, so the export fingerprint follows it."""
+    if layout.name in LAYOUTS:
+        raise ValueError(f"export layout {layout.name!r} is registered already")
+    LAYOUTS[layout.name] = layout
+    return layout
+
+
+def _weaver(kept: pa.Table, rejected: pa.Table, scores: pa.Table | None) -> pa.Table:
+    table = _table(weaver_rows(labelled(kept, rejected)), WEAVER)
+    return table if scores is None else weaver_scores(table, labelled(kept, rejected), scores)
+
+
+for _layout in [
+    Layout("default", "data/train", "parquet", lambda k, r, s: k, None),
+    Layout("rejected", "rejected/train", "parquet", lambda k, r, s: r, "include_rejected"),
+    Layout("sft_correct", "sft_correct/train", "jsonl", lambda k, r, s: sft_rows(correct_rows(k)), "sft"),
+    Layout("sft_all", "sft_all/train", "jsonl", lambda k, r, s: sft_labelled_rows(labelled(k, r)), "sft"),
+    Layout("messages", "messages/train", "jsonl", lambda k, r, s: messages_rows(correct_rows(k)), "messages"),
+    Layout("r1v", "r1v/train", "parquet", lambda k, r, s: _table(r1v_rows(correct_rows(k)), R1V), "r1v"),
+    Layout("weaver", "weaver/train", "parquet", _weaver, "weaver"),
+]:
+    register_layout(_layout)
+
+
+def jsonl_parts() -> list[str]:
+    """The jsonl shard files: merged into one file per layout, which is what is published."""
+    return [f"{posixpath.dirname(layout.prefix)}/**" for layout in LAYOUTS.values() if layout.suffix == "jsonl"]
 
 
 def _table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
@@ -277,21 +305,19 @@ def export_shard(
     With the shard's ``scores`` (the scores stage), the Weaver layout gets every verifier's columns.
     """
     written: dict[str, dict[str, Any]] = {}
-    for name, (prefix, suffix, rows_of, wanted) in LAYOUTS.items():
-        if not wanted(config):
+    for layout in LAYOUTS.values():
+        if not layout.wanted(config):
             continue
-        data = rows_of(kept, rejected)
-        if name == "weaver" and scores is not None:
-            data = weaver_scores(data, labelled(kept, rejected), scores)
+        data = layout.rows(kept, rejected, scores)
         count = data.num_rows if isinstance(data, pa.Table) else len(data)
         if count == 0:
             continue
-        path = posixpath.join(out.path, f"{prefix}-{shard:05d}.{suffix}")
-        if suffix == "parquet":
+        path = posixpath.join(out.path, f"{layout.prefix}-{shard:05d}.{layout.suffix}")
+        if layout.suffix == "parquet":
             info = out.store.write_file(path, lambda f, data=data: pq.write_table(data, f, compression="zstd"))
         else:
             info = out.store.write_bytes(path, _jsonl(data))
-        written[name] = {"file": posixpath.relpath(path, out.path), "rows": count, **_checksum(info)}
+        written[layout.name] = {"file": posixpath.relpath(path, out.path), "rows": count, **_checksum(info)}
     marker = {"shard": shard, "files": written}
     out.store.write_bytes(done_marker(out, shard), json.dumps(marker, indent=1).encode())
     return marker
@@ -333,8 +359,8 @@ def configs(markers: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     """Files of each layout that has rows: a glob of the Parquet shards (a Hub config), or the one merged jsonl."""
     present = {name for marker in markers for name in marker["files"]}
     return {
-        name: merged_name(name) if suffix == "jsonl" else f"{prefix}-*.{suffix}"
-        for name, (prefix, suffix, _, _) in LAYOUTS.items()
+        name: merged_name(name) if layout.suffix == "jsonl" else f"{layout.prefix}-*.{layout.suffix}"
+        for name, layout in LAYOUTS.items()
         if name in present
     }
 
@@ -418,7 +444,7 @@ def push_to_hub(folder: str, *, repo_id: str, token: str | None, private: bool, 
         repo_type="dataset",
         folder_path=folder,
         commit_message=message,
-        ignore_patterns=[f"{HF_DATASET}/**", f"{DONE}/**", MANIFEST, *JSONL_PARTS],
+        ignore_patterns=[f"{HF_DATASET}/**", f"{DONE}/**", MANIFEST, *jsonl_parts()],
     )
     return f"https://huggingface.co/datasets/{repo_id}"
 

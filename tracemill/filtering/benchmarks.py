@@ -1,19 +1,19 @@
-"""Benchmark texts for decontamination, read once per run from the store and from files."""
+"""Benchmark texts for decontamination, read once per run from problems datasets in the store and from
+the user's files (any format and URL :mod:`tracemill.user_files` reads)."""
 
 from __future__ import annotations
 
 import hashlib
-import json
+from typing import Any
 
 import fsspec
-import pyarrow as pa
-import pyarrow.csv as pa_csv
-import pyarrow.parquet as pq
 
 from tracemill.filtering.config import ContaminationConfig
 from tracemill.filtering.dedup import NgramIndex
+from tracemill.problems.source import options_for
 from tracemill.problems.stage import STAGE as PROBLEMS_STAGE
 from tracemill.store import Store
+from tracemill.user_files import files_of, read_rows
 
 
 def benchmark_index(config: ContaminationConfig, store: Store) -> tuple[NgramIndex, list[str]]:
@@ -25,35 +25,26 @@ def benchmark_index(config: ContaminationConfig, store: Store) -> tuple[NgramInd
         texts += dataset.read(columns=["question"])["question"].to_pylist()
         inputs.append(f"problems/{fp}")
     for path in config.files:
-        data = _read_file(path)
-        table = _parse(path, data)
-        if config.field not in table.column_names:
-            raise ValueError(f"{path}: no column {config.field!r} (columns: {table.column_names})")
-        texts += [str(v) if v is not None else None for v in table[config.field].to_pylist()]
-        inputs.append(f"{path}#{hashlib.sha256(data).hexdigest()[:16]}")
+        options = options_for(path, store)
+        what = f"benchmark file {path}"
+        for i, row in enumerate(read_rows(path, what=what, storage_options=options)):
+            if config.field not in row:
+                raise ValueError(f"{what}: row {i}: no column {config.field!r} (columns: {sorted(row)})")
+            value = row[config.field]
+            texts.append(str(value) if value is not None else None)
+        inputs += _digests(path, options)
     return NgramIndex.build(texts, config.n), inputs
 
 
-def _read_file(path: str) -> bytes:
-    try:
-        with fsspec.open(path, "rb") as f:
-            return f.read()
-    except FileNotFoundError as exc:
-        raise FileNotFoundError(f"{path}: benchmark file does not exist") from exc
-
-
-def _parse(path: str, data: bytes) -> pa.Table:
-    name = path.lower()
-    try:
-        if name.endswith(".parquet"):
-            return pq.read_table(pa.BufferReader(data))
-        if name.endswith(".csv"):
-            return pa_csv.read_csv(pa.BufferReader(data))
-        if name.endswith((".jsonl", ".json")):
-            text = data.decode()
-            if text.lstrip().startswith("["):
-                return pa.Table.from_pylist(json.loads(text))
-            return pa.Table.from_pylist([json.loads(line) for line in text.splitlines() if line.strip()])
-    except (ValueError, pa.ArrowInvalid) as exc:
-        raise ValueError(f"{path}: not a readable benchmark file ({exc})") from exc
-    raise ValueError(f"{path}: unknown benchmark file type; expected .jsonl, .json, .parquet or .csv")
+def _digests(path: str, storage_options: dict[str, Any]) -> list[str]:
+    """``{file}#{sha256 prefix}`` of each file ``path`` names: an edited benchmark file is a new input."""
+    fs, files = files_of(path, storage_options)
+    named = len(files) == 1 and not fsspec.core.has_magic(path)
+    digests = []
+    for file in files:
+        digest = hashlib.sha256()
+        with fs.open(file, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        digests.append(f"{path if named else fs.unstrip_protocol(file)}#{digest.hexdigest()[:16]}")
+    return digests

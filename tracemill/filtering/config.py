@@ -7,7 +7,6 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from tracemill.config import _Model
-from tracemill.teachers.config import PromptConfig
 
 # Filter order: a row gets the first reason that applies.
 REASONS = (
@@ -52,7 +51,8 @@ class ContaminationConfig(_Model):
     )
     files: list[str] = Field(
         default_factory=list,
-        description="Benchmark files (jsonl, json, parquet or csv; local paths or fsspec URLs).",
+        description="Benchmark files, read like a files source's (jsonl, also .jsonl.gz, json, parquet or csv; a "
+        "local path, a glob or any fsspec URL).",
     )
     field: str = Field("question", min_length=1, max_length=200, description="Column with the text in the files.")
     n: int = Field(13, ge=1, le=100, description="Words per n-gram; a text shorter than n is one n-gram.")
@@ -90,9 +90,4 @@ class FilterConfig(_Model):
     )
     max_per_problem: int | None = Field(
         None, ge=1, le=100_000, description="Keep at most this many samples per problem (lowest sample_idx first)."
-    )
-    custom_prompts: list[PromptConfig] = Field(
-        default_factory=list,
-        description="The sampling stage's custom prompt templates, to render kept prompts; a build fills them in "
-        "from sampling.custom_prompts.",
     )

@@ -82,9 +82,6 @@ class MinHasher:
         self.b = rng.integers(0, 2**31, size=config.num_perm, dtype=np.uint64)
         self.shingle = config.shingle
 
-    def signature(self, tokens: Sequence[str]) -> np.ndarray:
-        return self.signatures([tokens])[0]
-
     def signatures(self, token_lists: Sequence[Sequence[str]]) -> np.ndarray:
         """One signature per text, as rows; texts of at least ``shingle`` words share one vectorised pass."""
         out = np.full((len(token_lists), self.a.size), _PRIME, dtype=np.uint64)
@@ -121,11 +118,6 @@ class MinHasher:
 
     def _min_hashes(self, shingles: np.ndarray) -> np.ndarray:
         return self._hashes(shingles).min(axis=0)
-
-
-def jaccard(a: np.ndarray, b: np.ndarray) -> float:
-    """Estimated Jaccard similarity of two MinHash signatures."""
-    return float(np.mean(a == b))
 
 
 # --- group filters: one problem's surviving samples, in sample order ------------------------------

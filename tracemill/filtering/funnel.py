@@ -14,7 +14,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from tracemill.filtering.stage import REASONS
+from tracemill.filtering.rules import reasons
 
 # Pass rate (correct / samples that did not fail) per problem, in these buckets.
 PASS_BINS = ("0%", "1-25%", "26-50%", "51-75%", "76-99%", "100%", "no samples")
@@ -51,7 +51,7 @@ class Counts:
     def stages(self) -> list[dict[str, Any]]:
         """One row per filter, in filter order: rows in, dropped, rows out."""
         rows, remaining = [], self.samples
-        for reason in REASONS:
+        for reason in reasons():
             dropped = self.dropped.get(reason, 0)
             rows.append({"stage": reason, "rows_in": remaining, "dropped": dropped, "rows_out": remaining - dropped})
             remaining -= dropped

@@ -1,19 +1,22 @@
 """The filters: each returns ``None`` (keep) or the reason a row is rejected.
 
 Row filters look at one sample; group filters look at the samples of one problem that passed
-everything before them (the duplicate filters live in :mod:`tracemill.filtering.dedup`).
+everything before them (the duplicate filters live in :mod:`tracemill.filtering.dedup`). A new row
+filter is a :class:`RowFilter` registered here (:func:`register_row_filter`) with its toggle on
+``FilterConfig``: the stage and the funnel pick it up.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tracemill.filtering.config import LengthOutlierConfig
+from tracemill.filtering.config import REASONS, LengthOutlierConfig
 from tracemill.filtering.dedup import NgramIndex
 from tracemill.judging.answers import boxed_answers
 from tracemill.judging.grading import compare
@@ -56,6 +59,38 @@ def label(row: Mapping[str, Any]) -> str | None:
 
 def contaminated(question: str | None, index: NgramIndex) -> str | None:
     return "contaminated" if index.overlaps(question) else None
+
+
+# --- registered row filters -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RowFilter:
+    """A row filter on while the FilterConfig field ``toggle`` is set: it rejects a sample with ``reason`` when
+    ``drops(row)`` is true. ``row`` holds problem_id, sample_idx, reasoning, response, finish_reason,
+    completion_tokens, error, correct and answer_type."""
+
+    reason: str
+    toggle: str
+    drops: Callable[[Mapping[str, Any]], bool]
+
+
+# Registered row filters, in the order they run: after the built-in row filters, before the group filters.
+ROW_FILTERS: dict[str, RowFilter] = {}
+
+
+def register_row_filter(row_filter: RowFilter) -> RowFilter:
+    if row_filter.reason in REASONS or row_filter.reason in ROW_FILTERS:
+        raise ValueError(f"filter reason {row_filter.reason!r} is taken")
+    ROW_FILTERS[row_filter.reason] = row_filter
+    return row_filter
+
+
+def reasons() -> tuple[str, ...]:
+    """Every reason in filter order (a row gets the first that applies; the funnel's rows): the built-in row
+    filters, the registered ones, then the group filters."""
+    groups = REASONS.index("duplicate")
+    return (*REASONS[:groups], *ROW_FILTERS, *REASONS[groups:])
 
 
 # --- group filters: one problem's surviving samples, in sample order ------------------------------

@@ -3,12 +3,13 @@
 Each filter is a small function that returns ``None`` (keep) or a reason string. Row filters look at
 one sample; group filters (duplicates, the per-problem cap) look at the samples of one problem that
 passed everything before them. A row is rejected by the first filter that objects, in the order
-of :data:`REASONS`, so every reason counts rows the previous filters let through and the funnel adds up.
+of :func:`~tracemill.filtering.rules.reasons`, so every reason counts rows the previous filters let
+through and the funnel adds up.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,9 +17,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tracemill.filtering import funnel
 from tracemill.filtering.config import FilterConfig, LengthOutlierConfig
 from tracemill.filtering.dedup import MinHasher, NgramIndex, exact_duplicates, near_duplicates
 from tracemill.filtering.rules import (
+    ROW_FILTERS,
     contaminated,
     label,
     length_bound,
@@ -30,12 +33,54 @@ from tracemill.filtering.rules import (
     truncated,
 )
 from tracemill.records import KEPT, REJECTED, VERDICT
-from tracemill.sampling.prompts import PromptTemplate, templates
+from tracemill.stage import Logger, Stage, reuse_or_make
+from tracemill.store import Dataset
 
 KEPT_STAGE = "kept"
 REJECTED_STAGE = "rejected"
 # Bump when a change here keeps or rejects other rows, or writes other fields, for the same config.
 CODE_VERSION = "filters-1"
+
+
+def kept_stage(config: FilterConfig, relabel: str, verdicts: str, benchmarks: Sequence[str] = ()) -> Stage:
+    """The kept stage, with its rejected rows under the same fingerprint; its inputs are the judged datasets and
+    the contamination benchmark files."""
+    also = ((REJECTED_STAGE, "rejected"),)
+    return Stage(KEPT_STAGE, "kept", CODE_VERSION, config, (relabel, verdicts, *benchmarks), also=also)
+
+
+@dataclass(frozen=True)
+class FilterJob:
+    """Write one shard's kept and rejected rows (a :class:`~tracemill.stage.ShardJob`).
+
+    ``plan`` is None when the run found every shard written already; its funnel counts are always
+    taken from the shards as written.
+    """
+
+    relabel: Dataset
+    verdicts: Dataset
+    kept: Dataset
+    rejected: Dataset
+    plan: Plan | None
+
+    @property
+    def outputs(self) -> tuple[Dataset, ...]:
+        return (self.kept, self.rejected)
+
+    def run(self, shard: int, force: bool, log: Logger) -> dict[str, Any]:
+        def make() -> tuple[pa.Table, pa.Table]:
+            if self.plan is None:
+                raise ValueError(f"filter shard {shard}: no filter plan given and the shard is not in {self.kept.uri}")
+            return filter_shard(self.relabel.read_shard(shard), self.verdicts.read_shard(shard), self.plan, shard=shard)
+
+        reuse_or_make(self.outputs, shard, make, force=force)
+        counts = funnel.shard_counts(
+            self.relabel.read_shard(shard, funnel.RELABEL_COLUMNS),
+            self.verdicts.read_shard(shard, funnel.VERDICT_COLUMNS),
+            self.kept.read_shard(shard, funnel.KEPT_COLUMNS),
+            self.rejected.read_shard(shard, funnel.REJECTED_COLUMNS),
+        )
+        return {"shard": shard, "funnel": funnel.to_json(counts)}
 
 
 # --- the shard ------------------------------------------------------------------------------------
@@ -49,12 +94,8 @@ class Plan:
     length_limit: float | None = None  # global scope
     contamination: NgramIndex | None = None
 
-    @property
-    def templates(self) -> dict[str, PromptTemplate]:
-        return {t.id: t for t in templates(p.template() for p in self.config.custom_prompts).values()}
 
-
-_PROBLEM_FIELDS = [name for name in KEPT.names if name not in VERDICT.names and name not in ("system", "prompt")]
+_PROBLEM_FIELDS = [name for name in KEPT.names if name not in VERDICT.names]
 
 
 def filter_shard(relabel: pa.Table, verdicts: pa.Table, plan: Plan, *, shard: int = 0) -> tuple[pa.Table, pa.Table]:
@@ -100,7 +141,7 @@ def filter_shard(relabel: pa.Table, verdicts: pa.Table, plan: Plan, *, shard: in
                 reasons[i] = reason
             alive = [i for i, reason in zip(alive, found, strict=True) if reason is None]
 
-    full = _join(relabel, verdicts, at, rows, plan.templates, shard)
+    full = _join(relabel, verdicts, at)
     keep = pa.array([r is None for r in reasons], type=pa.bool_())
     kept = full.filter(keep)
     rejected = full.filter(pc.invert(keep))
@@ -130,6 +171,9 @@ def _row_checks(config: FilterConfig, limit: float | None, is_dirty: bool) -> li
         checks.append(lambda row: too_long(row, limit))
     if config.correct_only:
         checks.append(label)
+    for row_filter in ROW_FILTERS.values():
+        if getattr(config, row_filter.toggle):
+            checks.append(lambda row, f=row_filter: f.reason if f.drops(row) else None)
     return checks
 
 
@@ -153,38 +197,7 @@ def _problem_bound(rows: list[dict[str, Any]], config: LengthOutlierConfig) -> f
     return length_bound(np.asarray(tokens, dtype=np.float64), config)
 
 
-def _join(
-    relabel: pa.Table,
-    verdicts: pa.Table,
-    at: list[int],
-    rows: list[dict[str, Any]],
-    known: Mapping[str, PromptTemplate],
-    shard: int,
-) -> pa.Table:
-    """The verdict columns, then each row's problem fields and rendered prompt, in the KEPT schema."""
+def _join(relabel: pa.Table, verdicts: pa.Table, at: list[int]) -> pa.Table:
+    """The verdict columns (with the prompt each sample recorded as sent), then its problem's fields: KEPT."""
     problems = relabel.select(_PROBLEM_FIELDS).take(pa.array(at, type=pa.int64()))
-    versions = verdicts["prompt_version"].to_pylist()
-    rendered: dict[tuple[int, str], tuple[str | None, str]] = {}
-    system, prompt = [], []
-    for i, (index, version) in enumerate(zip(at, versions, strict=True)):
-        key = (index, version)
-        if key not in rendered:
-            if version not in known:
-                raise ValueError(
-                    f"verdicts shard {shard}: row {i} (problem {rows[i]['problem_id']}): prompt_version {version!r} "
-                    "is not a known template; add the sampling stage's custom prompts to filter_config.custom_prompts"
-                )
-            rendered[key] = render(known[version], relabel.slice(index, 1).to_pylist()[0])
-        system.append(rendered[key][0])
-        prompt.append(rendered[key][1])
-    columns = [*verdicts.columns, *problems.columns, pa.array(system, pa.string()), pa.array(prompt, pa.string())]
-    return pa.Table.from_arrays(columns, schema=KEPT)
-
-
-def render(template: PromptTemplate, problem: Mapping[str, Any]) -> tuple[str | None, str]:
-    """(system message, prompt text) of a problem: the user message of a chat prompt, or the completion text."""
-    rendered = template.render(problem)
-    if isinstance(rendered, str):
-        return None, rendered
-    system = next((m["content"] for m in rendered if m["role"] == "system"), None)
-    return system, "\n\n".join(m["content"] for m in rendered if m["role"] == "user")
+    return pa.Table.from_arrays([*verdicts.columns, *problems.columns], schema=KEPT)

@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import re
 
-from tracemill.records import ANSWER_TYPES
+from tracemill.records import ANSWER_TYPES, OPTION_LETTERS
 
 THINK_OPEN = "<think>"
 THINK_CLOSE = "</think>"
-LETTERS = "ABCDEFGHIJ"  # up to ten options (MMLU-Pro)
 
 _ANSWER_IS_WORDS = r"\bthe\s+(?:final\s+|correct\s+)?answer\s+is\b"
 # The content runs to the end of the line or to the next "the answer is" on it (a model that corrects itself).
@@ -49,7 +48,7 @@ _NUMBER = re.compile(NUMBER)
 _MATH_SPAN = re.compile(r"\$\$(.+?)\$\$|(?<!\\)\$(.+?)(?<!\\)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.DOTALL)
 _WRAPPERS = re.compile(r"\\(?:text|textbf|textit|mathrm|mathbf|mbox|operatorname)\s*\{")
 _LETTER = re.compile(
-    r"^(?:(?:option|choice)\s+)?(?P<paren>[(\[])?\s*(?P<l>[A-Ja-j])\s*(?(paren)[)\]])(?P<rest>.*)$",
+    rf"^(?:(?:option|choice)\s+)?(?P<paren>[(\[])?\s*(?P<l>[{OPTION_LETTERS}])\s*(?(paren)[)\]])(?P<rest>.*)$",
     re.IGNORECASE | re.DOTALL,
 )
 _ENGLISH_A = re.compile(r"^\s+[a-z]")  # "A total of", "I think": an article or pronoun, not an option
@@ -327,8 +326,8 @@ def choice_letter(answer: str, num_choices: int | None = None) -> str | None:
         if not _LETTER_BREAK.match(rest) or (letter in "AI" and _ENGLISH_A.match(rest)):
             return None  # "E = mc^2", "A total of 5"
     letter = letter.upper()
-    count = min(num_choices, len(LETTERS)) if num_choices else len(LETTERS)
-    return letter if LETTERS.index(letter) < count else None
+    count = min(num_choices, len(OPTION_LETTERS)) if num_choices else len(OPTION_LETTERS)
+    return letter if OPTION_LETTERS.index(letter) < count else None
 
 
 def _as_type(content: str, answer_type: str, num_choices: int | None) -> str | None:
@@ -504,7 +503,7 @@ def parse_number_text(answer: str) -> tuple[str, bool] | None:
         return None
     if re.search(r"\d\s*[,;]\s+\d", spaced):
         return None  # "32, 349" is a list of two numbers; "32,349" is one
-    for digits in re.findall(r"\d++(?:\s+\d++)+", spaced):
+    for digits in re.findall(r"(?<!\d)\d++(?:\s+\d++)+", spaced):  # the lookbehind keeps it linear on long runs
         if not re.fullmatch(r"\d{1,3}(?:\s\d{3})+", digits):
             return None  # "1 000" is a thousand; "1 2" is two numbers
     text = normalize(answer)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field, model_validator
 
-from tracemill.config import Regex, _Model
+from tracemill.config import Regex, _Model, identity_of
 from tracemill.judging.llm_judge import PROMPT_VERSION
 from tracemill.teachers.base import SamplingParams
 from tracemill.teachers.config import TeacherConfig
@@ -23,6 +23,12 @@ class JudgeMode(StrEnum):
 
 class JudgeConfig(_Model):
     """Judging: the rule grader, optionally with an LLM judge for every sample or only where the rules fail."""
+
+    identity_exclude = frozenset({"workers"})  # how many processes grade, never what they decide
+    # What only the judge model reads: no part of the verdicts in rules mode.
+    JUDGE_MODEL_FIELDS: ClassVar[frozenset[str]] = frozenset(
+        {"teacher", "max_tokens", "temperature", "guided_regex", "seed", "recheck_negatives"}
+    )
 
     mode: JudgeMode = Field(
         JudgeMode.rules,
@@ -70,14 +76,11 @@ class JudgeConfig(_Model):
         )
 
     def identity(self, teacher: dict[str, Any] | None) -> dict[str, Any]:
-        """What decides the verdicts: worker count does not, nor the judge settings in rules mode."""
+        """What decides the verdicts (``teacher``: the judge model's identity): worker count does not, nor the
+        judge model's settings in rules mode."""
         if not self.uses_llm:
-            return {"mode": self.mode.value, "timeout_s": self.timeout_s}
-        return {
-            **self.model_dump(mode="json", exclude={"teacher", "workers"}),
-            "teacher": teacher,
-            "prompt": PROMPT_VERSION,
-        }
+            return {k: v for k, v in identity_of(self).items() if k not in self.JUDGE_MODEL_FIELDS}
+        return {**identity_of(self, {"teacher": teacher}), "prompt": PROMPT_VERSION}
 
 
 class RelabelConfig(_Model):

@@ -32,7 +32,6 @@ from tracemill.judging.answers import (
 from tracemill.judging.grade_pool import get_pool
 from tracemill.records import ANSWER_TYPES
 
-DECIDED_BY = ("exact", "numeric", "symbolic", "choice", "llm_judge", "ambiguous", "unparsed", "timeout")
 MAX_SYMBOLIC_CHARS = 1000  # longer answers are never a textbook answer; parsing them can take minutes
 MAX_DIGITS = 1_000_000  # estimated size of a power tower worth evaluating
 MAX_FACTORIAL = 20_000

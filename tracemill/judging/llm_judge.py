@@ -5,26 +5,25 @@ symbolic engine does not know). The prompt follows NeMo-Skills' math judge: a fe
 then the problem, the reference and the predicted answer, and the reply must end in a line
 ``Judgement: Yes`` or ``Judgement: No``. Anything else is undecided: a judge that rambles never
 turns a sample correct. The judge goes through the teacher interface, so the vLLM offline engine
-and any OpenAI-compatible endpoint both work; on vLLM, :data:`VERDICT_REGEX` (or
-:data:`REASONED_VERDICT_REGEX`) as the guided regex forces the verdict line.
+and any OpenAI-compatible endpoint both work; on vLLM, :data:`VERDICT_REGEX` as the guided regex
+forces the verdict line.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from tracemill.seeds import request_seed
 from tracemill.teachers.base import Prompt, SampleRequest, SamplingParams, Teacher
 
 # Names the prompt in the judge's identity; the grader version (a hash of this module's source, see
 # tracemill.judging.stage.CODE_VERSION) already changes with any change to its wording.
 PROMPT_VERSION = "judge-math-1"
 
-# Guided-decoding regexes for vLLM: the verdict line alone, or one line of reasoning first.
+# Guided-decoding regex for vLLM: the verdict line alone.
 VERDICT_REGEX = r"Judgement: (Yes|No)"
-REASONED_VERDICT_REGEX = r"Reasoning: [^\n]{1,400}\nJudgement: (Yes|No)"
 
 _VERDICT_LINE = re.compile(r"Judgement: (Yes|No)")
 
@@ -105,12 +104,6 @@ def parse_judgement(text: str | None) -> bool | None:
     return None if match is None else match.group(1) == "Yes"
 
 
-def judge_seed(key: str, base_seed: int) -> int:
-    """A request's seed, from its key: the same comparison gets the same seed on every run."""
-    digest = hashlib.sha256(f"{base_seed}\x1f{key}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") >> 2
-
-
 def ask_judge(
     items: Sequence[JudgeItem], teacher: Teacher, params: SamplingParams, *, base_seed: int = 0
 ) -> list[bool | None]:
@@ -122,7 +115,7 @@ def ask_judge(
             key=item.key,
             prompt=judge_prompt(item.problem, item.reference, item.predicted),
             n=1,
-            seed=judge_seed(item.key, base_seed),
+            seed=request_seed(base_seed, item.key),
         )
         for item in items
     ]

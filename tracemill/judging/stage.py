@@ -10,20 +10,24 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
+from tracemill.config import identity_of
 from tracemill.judging.config import JudgeConfig, JudgeMode, RelabelConfig
 from tracemill.judging.grading import Verdict, grade_many
 from tracemill.judging.llm_judge import JudgeItem, ask_judge
 from tracemill.judging.relabel import Decision, decide
 from tracemill.records import RELABEL, SAMPLE, VERDICT, to_table
 from tracemill.sampling.prompts import prompt_fields
+from tracemill.stage import Logger, Stage, reuse_or_make, shard_summary
+from tracemill.store import Dataset
 from tracemill.teachers.base import Teacher
+from tracemill.teachers.factory import Endpoints, no_endpoints, teacher_identity
 
 VERDICTS = "verdicts"
 RELABEL_STAGE = "relabel"
@@ -73,6 +77,100 @@ class JudgeStats:
     asked: int = 0  # samples sent to the judge model
     undecided: int = 0  # replies without a verdict line: the rules' verdict stands
     overruled: int = 0  # judge verdicts that differ from the rules'
+
+
+def judging_stages(
+    judge_config: JudgeConfig,
+    relabel_config: RelabelConfig,
+    problems: str,
+    samples: str,
+    endpoints: Endpoints = no_endpoints,
+) -> dict[str, Stage]:
+    """The verdicts, relabel and rejudged stages of these inputs and configs, by stage name.
+
+    ``endpoints`` gives the settings of the endpoint block a judge teacher names (its URL and model
+    are part of the identity); a rules-only config needs none.
+    """
+    teacher = None
+    if judge_config.uses_llm and judge_config.teacher is not None:
+        teacher = teacher_identity(judge_config.teacher, endpoints(judge_config.teacher))
+    judge = judge_config.identity(teacher)
+    verdicts = Stage(VERDICTS, "verdict", CODE_VERSION, judge, (problems, samples), judge_config)
+    relabel_identity = {**identity_of(relabel_config), "timeout_s": judge_config.timeout_s}
+    relabel = Stage(
+        RELABEL_STAGE, "relabel", CODE_VERSION, relabel_identity, (problems, verdicts.fingerprint), relabel_config
+    )
+    rejudged = Stage(
+        REJUDGED, "verdict", CODE_VERSION, judge, (relabel.fingerprint, verdicts.fingerprint), judge_config
+    )
+    return {VERDICTS: verdicts, RELABEL_STAGE: relabel, REJUDGED: rejudged}
+
+
+@dataclass(frozen=True)
+class JudgeJob:
+    """Judge one shard (a :class:`~tracemill.stage.ShardJob`): the samples against their problems' gold
+    (verdicts) or, ``again``, the verdicts of the relabelled problems against their new gold (rejudged).
+
+    ``gold`` holds the problems (the relabel dataset, ``again``), ``judged`` the samples (the verdicts).
+    ``judge`` builds the judge model on first use, so a run whose shards all exist never loads it.
+    """
+
+    gold: Dataset
+    judged: Dataset
+    dataset: Dataset
+    config: JudgeConfig
+    judge: Callable[[], Teacher | None]
+    again: bool = False
+
+    @property
+    def outputs(self) -> tuple[Dataset, ...]:
+        return (self.dataset,)
+
+    def run(self, shard: int, force: bool, log: Logger) -> dict[str, Any]:
+        gold = self.gold.read_shard(shard)
+        stats = JudgeStats()
+
+        def make() -> list[pa.Table]:
+            where = self.judged.store.uri(self.judged.shard_path(shard))
+            asks = self.config.uses_llm and (not self.again or any(gold["relabeled"].to_pylist()))
+            grade = rejudge_shard if self.again else judge_shard
+            teacher = self.judge() if asks else None
+            return [grade(gold, self.judged.read_shard(shard), self.config, teacher, stats=stats, where=where)]
+
+        reuse_or_make(self.outputs, shard, make, force=force)
+        if stats.undecided:
+            log.warning(
+                "%s shard %d: the judge gave no verdict line for %d of %d samples; the rules' verdicts stand",
+                self.dataset.stage, shard, stats.undecided, stats.asked,
+            )  # fmt: skip
+        figures = {**verdict_stats(gold, self.dataset.read_shard(shard)), "judge": asdict(stats)}
+        return shard_summary(self.dataset, shard, figures=figures)
+
+
+@dataclass(frozen=True)
+class RelabelJob:
+    """Majority-relabel the problems of one shard that no sample answered correctly (a ShardJob)."""
+
+    problems: Dataset
+    verdicts: Dataset
+    dataset: Dataset
+    config: RelabelConfig
+    timeout_s: float
+
+    @property
+    def outputs(self) -> tuple[Dataset, ...]:
+        return (self.dataset,)
+
+    def run(self, shard: int, force: bool, log: Logger) -> dict[str, Any]:
+        def make() -> list[pa.Table]:
+            where = self.verdicts.store.uri(self.verdicts.shard_path(shard))
+            problems, verdicts = self.problems.read_shard(shard), self.verdicts.read_shard(shard)
+            return [relabel_shard(problems, verdicts, self.config, timeout_s=self.timeout_s, where=where)]
+
+        reuse_or_make(self.outputs, shard, make, force=force)
+        figures = relabel_stats(self.dataset.read_shard(shard))
+        log.info("relabel shard %d: %d of %d problems relabelled", shard, figures["relabeled"], figures["problems"])
+        return shard_summary(self.dataset, shard, figures=figures)
 
 
 def judge_shard(

@@ -11,14 +11,18 @@ the correct answer first, so it shuffles by default.
 
 from __future__ import annotations
 
-import hashlib
+import csv
+import fnmatch
 import json
+import posixpath
 import random
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from tracemill.config import ChoiceOptions, GpqaSource, MmluProSource, MmluSource
+import fsspec
+
+from tracemill.problems.config import ChoiceOptions, GpqaSource, MmluProSource, MmluSource
 from tracemill.problems.hub import (
     Mapped,
     ToProblem,
@@ -31,24 +35,29 @@ from tracemill.problems.hub import (
     text,
 )
 from tracemill.problems.rows import RowError, RowReport
+from tracemill.records import OPTION_LETTERS
+from tracemill.seeds import derive_seed
+from tracemill.user_files import file_format, files_of
 
-LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 GPQA_OPTIONS = ("Correct Answer", "Incorrect Answer 1", "Incorrect Answer 2", "Incorrect Answer 3")
 LIST_COLUMNS = ("choices", "options")
 QUESTION_COLUMNS = ("question", "input", "problem")
 ANSWER_COLUMNS = ("answer", "target", "label")
+# MMLU's original CSV files have no header: the question, options A to D and the answer letter.
+ORIGINAL_MMLU_COLUMNS = ("question", "A", "B", "C", "D", "answer")
+ORIGINAL_MMLU_LETTERS = tuple(OPTION_LETTERS[:4])
 # Option markers in a question's text: "(A) …" anywhere, or "A. …", "A) …", "A: …" at a line's start.
 _MARKERS = (re.compile(r"^[ \t]*\(?([A-Z])[.):][ \t]+", re.M), re.compile(r"\(([A-Z])\)[ \t]*"))
 
 RowMapper = Callable[[Mapping[str, Any], str, Any], Mapped]
 
 
-def options(row: Mapping[str, Any], name: str, where: str, most: int = len(LETTERS)) -> list[str]:
+def options(row: Mapping[str, Any], name: str, where: str, most: int = len(OPTION_LETTERS)) -> list[str]:
     """A list field of 2..``most`` option texts (numbers are written as text)."""
     value = field(row, name, where)
     if isinstance(value, str) or not isinstance(value, list | tuple) or not 2 <= len(value) <= most:
         raise RowError(where, f"field {name!r} is not a list of 2 to {most} options")
-    for letter, option in zip(LETTERS, value, strict=False):
+    for letter, option in zip(OPTION_LETTERS, value, strict=False):
         if isinstance(option, bool) or not isinstance(option, str | int | float):
             raise RowError(where, f"field {name!r}: option {letter} is not text", repr(option))
     return [str(option).strip() for option in value]
@@ -76,7 +85,7 @@ def split_options(question: str) -> tuple[str, list[str]] | None:
         for first in reversed([i for i, m in enumerate(marks) if m.group(1) == "A"]):
             run = [marks[first]]
             for mark in marks[first + 1 :]:
-                if len(run) == len(LETTERS) or mark.group(1) != LETTERS[len(run)]:
+                if len(run) == len(OPTION_LETTERS) or mark.group(1) != OPTION_LETTERS[len(run)]:
                     break
                 run.append(mark)
             ends = [m.start() for m in run[1:]] + [len(question)]
@@ -88,15 +97,15 @@ def split_options(question: str) -> tuple[str, list[str]] | None:
 
 
 def question_and_options(
-    row: Mapping[str, Any], where: str, source: ChoiceOptions, most: int = len(LETTERS)
+    row: Mapping[str, Any], where: str, source: ChoiceOptions, most: int = len(OPTION_LETTERS)
 ) -> tuple[str, list[str]]:
     """The question and its options from any common layout; an unknown layout names what it expected."""
     question = text(row, column(row, QUESTION_COLUMNS, where, "the question"), where)
     list_column = find_column(row, LIST_COLUMNS)
     if list_column is not None:
         return question, options(row, list_column, where, most)
-    letters = [name for name in LETTERS if name in row]
-    if len(letters) >= 2 and "".join(letters) == LETTERS[: len(letters)]:
+    letters = [name for name in OPTION_LETTERS if name in row]
+    if len(letters) >= 2 and "".join(letters) == OPTION_LETTERS[: len(letters)]:
         return question, [text(row, name, where) for name in letters]
     if source.options_in_question:
         found = split_options(question)
@@ -116,7 +125,7 @@ def gold_letter(row: Mapping[str, Any], name: str, where: str, choices: list[str
     Text first: options such as "c, a, b, d" are one letter long, and the gold "c" is then option A, not C.
     """
     value = field(row, name, where)
-    letters = LETTERS[: len(choices)]
+    letters = OPTION_LETTERS[: len(choices)]
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(choices):
         return letters[value]
     if isinstance(value, str):
@@ -135,9 +144,8 @@ def gold_letter(row: Mapping[str, Any], name: str, where: str, choices: list[str
 
 def shuffled_order(size: int, seed: int, key: str) -> list[int]:
     """A permutation of ``range(size)`` that depends only on ``seed`` and the problem's ``key``."""
-    digest = hashlib.sha256(f"{seed}\x1f{key}".encode()).digest()
     order = list(range(size))
-    random.Random(int.from_bytes(digest[:8], "big")).shuffle(order)
+    random.Random(derive_seed(seed, key)).shuffle(order)
     return order
 
 
@@ -152,7 +160,7 @@ def shuffle_options(mapped: Mapped, seed: int) -> Mapped:
     return own_id, {
         **fields,
         "choices": [choices[i] for i in order],
-        "answer": LETTERS[order.index(LETTERS.index(fields["answer"]))],
+        "answer": OPTION_LETTERS[order.index(OPTION_LETTERS.index(fields["answer"]))],
         "extra": extra_json({**extra, "option_order": order}),
     }
 
@@ -176,9 +184,77 @@ def choice_reader(source: ChoiceOptions, map_row: RowMapper) -> ToProblem:
 def read_mmlu(
     source: MmluSource, storage_options: dict[str, Any] | None = None, report: RowReport | None = None
 ) -> list[dict[str, Any]]:
-    """Problem rows of MMLU (``question``, ``subject``, ``choices``, ``answer`` as an index, or a copy's layout)."""
+    """Problem rows of MMLU (``question``, ``subject``, ``choices``, ``answer`` as an index, or a copy's layout,
+    or the original release's CSV files)."""
     to_problem = choice_reader(source, mmlu_problem)
-    return read_problems(source, source.kind, to_problem, storage_options=storage_options, report=report)
+    files = original_mmlu_files(source, storage_options)
+    if files is None:
+        return read_problems(source, source.kind, to_problem, storage_options=storage_options, report=report)
+    rows = original_mmlu_rows(*files, f"{source.kind} ({source.path})")
+    return read_problems(source, source.kind, to_problem, report=report, id_column="file", rows=rows)
+
+
+def original_mmlu_files(
+    source: MmluSource, storage_options: dict[str, Any] | None = None
+) -> tuple[fsspec.AbstractFileSystem, list[str]] | None:
+    """The files of MMLU's original release (hendrycks/test) that ``source.path`` names; None for another layout.
+
+    The release is a folder (``data/``: ``test/``, ``dev/``, ``val/``) of headerless CSV files
+    ``{subject}_{split}.csv``. A folder is read as one when it holds such files of the split (the
+    subject named by ``config`` only, unless ``all``); a csv file or glob when its first row is a
+    question, not a header (the last field is an answer letter, not a column name).
+    """
+    fs, local = fsspec.core.url_to_fs(source.path, **(storage_options or {}))
+    if fs.isdir(local):
+        subject = "*" if source.config in (None, "all") else source.config
+        files = [
+            f
+            for f in sorted(fs.find(local))
+            if fnmatch.fnmatch(posixpath.basename(f), f"{subject}_{source.split}.csv")
+            and not any(part.startswith(".") for part in f[len(local) :].split("/"))
+        ]
+    elif file_format(source.path) == "csv":
+        fs, files = files_of(source.path, storage_options)
+    else:
+        return None
+    if not files:
+        return None
+    with fs.open(files[0], "rt", encoding="utf-8-sig", errors="replace", newline="", compression="infer") as handle:
+        first = next(csv.reader(handle), [])
+    headerless = len(first) == len(ORIGINAL_MMLU_COLUMNS) and first[-1].strip().upper() in ORIGINAL_MMLU_LETTERS
+    return (fs, files) if headerless else None
+
+
+def original_mmlu_rows(fs: fsspec.AbstractFileSystem, files: list[str], what: str) -> Iterator[dict[str, Any]]:
+    """The rows of MMLU's original CSV files, each with its ``subject`` (the file's name less ``_{split}.csv``)
+    and ``file`` (its name and line, to name it in messages).
+
+    Python's csv module reads the quoted commas, newlines and doubled quotes inside fields, and keeps
+    every field text (pandas would make an option "None" or "NA" a missing value). The answer letter
+    is given as its index, so that an option which is itself a letter cannot be taken for it.
+    """
+    for file in files:
+        name = posixpath.basename(file)
+        subject = re.sub(r"_(test|dev|val)$", "", name.removesuffix(".csv"))
+        with fs.open(file, "rt", encoding="utf-8-sig", newline="", compression="infer") as handle:
+            reader = csv.reader(handle)
+            line = 1
+            try:
+                for record in reader:
+                    if any(record):  # blank lines aside
+                        if len(record) != len(ORIGINAL_MMLU_COLUMNS):
+                            raise ValueError(
+                                f"{what}: {name} line {line}: {len(record)} fields; expected "
+                                f"{len(ORIGINAL_MMLU_COLUMNS)}: the question, options A to D and the answer letter"
+                            )
+                        row: dict[str, Any] = dict(zip(ORIGINAL_MMLU_COLUMNS, record, strict=True))
+                        letter = row["answer"].strip().upper()
+                        if letter in ORIGINAL_MMLU_LETTERS:
+                            row["answer"] = ORIGINAL_MMLU_LETTERS.index(letter)
+                        yield {**row, "subject": subject, "file": f"{name} line {line}"}
+                    line = reader.line_num + 1
+            except (csv.Error, UnicodeDecodeError) as exc:
+                raise ValueError(f"{what}: {name} line {line}: {exc}") from exc
 
 
 def mmlu_problem(row: Mapping[str, Any], where: str, source: ChoiceOptions) -> Mapped:
@@ -208,7 +284,7 @@ def mmlu_pro_problem(row: Mapping[str, Any], where: str, source: ChoiceOptions) 
             question, choices, letter, subject=optional_text(row, "category", where), extra=extra
         )
 
-    letters = LETTERS[: len(choices)]
+    letters = OPTION_LETTERS[: len(choices)]
     letter = str(row.get("answer") or "").strip().strip("()").upper()
     index = row.get("answer_index")
     index_ok = isinstance(index, int) and not isinstance(index, bool) and 0 <= index < len(choices)

@@ -7,7 +7,6 @@ file reader and the procedural generator.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import posixpath
 import random
@@ -18,6 +17,7 @@ import fsspec
 from tracemill.problems.clevr_program import ProgramError, execute, family_of, format_answer, normalize_program
 from tracemill.problems.rows import RowError, RowReport
 from tracemill.records import problem_id
+from tracemill.seeds import derive_seed
 
 COUNT_ALL_QUESTION = "How many items are there in the described scene?"
 COUNT_ALL_PROGRAM = [
@@ -48,8 +48,7 @@ def scene_shuffle_seed(shuffle_seed: int | None, image_filename: str) -> int | N
     """The shuffle seed of one scene's description, so scenes of equal size are not all permuted alike."""
     if shuffle_seed is None:
         return None
-    digest = hashlib.sha256(f"{shuffle_seed}\x1f{image_filename}".encode()).digest()
-    return int.from_bytes(digest[:8], "big")
+    return derive_seed(shuffle_seed, image_filename)
 
 
 def scene_problems(

@@ -262,14 +262,6 @@ def execute(program: list[dict[str, Any]], scene: dict[str, Any], *, normalized:
     return outputs[-1]
 
 
-def is_counting(program: list[dict[str, Any]]) -> bool:
-    """Whether the question asks for a number: its last function is ``count``.
-
-    Compare-integer questions ("Are there fewer … than …?") count inside but answer yes/no.
-    """
-    return normalize_program(program)[-1]["function"] == "count"
-
-
 _HOP_FAMILIES = ("zero_hop", "one_hop", "two_hop", "three_hop")
 
 

@@ -281,7 +281,6 @@ TEMPLATES: dict[str, Callable[[dict[str, Any], random.Random], Candidate | None]
     "single_or": single_or,
     "same_relate": same_relate,
 }
-FAMILIES = tuple(TEMPLATES)
 
 
 # -- choosing questions ---------------------------------------------------------------------------

@@ -8,12 +8,12 @@ build any range of scenes.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import random
 from typing import Any
 
 from tracemill.problems.clevr_program import RELATIONS, VOCABULARY
+from tracemill.seeds import derive_seed
 
 SIZES = {"large": 0.7, "small": 0.35}  # radius of each size
 MIN_DIST = 0.25  # least ground gap between two objects
@@ -88,8 +88,7 @@ def project(point: Vector) -> tuple[int, int, float]:
 
 def derived_rng(seed: int, index: int, purpose: str) -> random.Random:
     """A generator for one scene and one purpose, independent of every other scene."""
-    digest = hashlib.sha256(f"{purpose}\x1f{seed}\x1f{index}".encode()).digest()
-    return random.Random(int.from_bytes(digest[:16], "big"))
+    return random.Random(derive_seed(purpose, seed, index, bits=128))
 
 
 def generate_scene(

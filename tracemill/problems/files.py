@@ -9,8 +9,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from tracemill.config import FileSource
 from tracemill.problems.choice import choice_problem, choice_reader, gold_letter, options, split_options
+from tracemill.problems.config import FileSource
 from tracemill.problems.hub import Mapped, extra_json, field, optional_text, plain_number, read_problems, text
 from tracemill.problems.rows import RowError, RowReport
 

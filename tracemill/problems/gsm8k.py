@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from tracemill.config import Gsm8kSource
+from tracemill.problems.config import Gsm8kSource
 from tracemill.problems.hub import (
     Mapped,
     column,

@@ -16,31 +16,21 @@ import json
 import os
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, NoReturn
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import fsspec
 
-from tracemill.config import DatasetSource
-from tracemill.problems.file_errors import find_problem
+from tracemill.problems.config import DatasetSource
 from tracemill.problems.rows import DUPLICATE, RowError, RowReport
 from tracemill.records import problem_id
+from tracemill.user_files import FORMATS, file_format, read_rows
 
 # A mapped row: the source's own id (None to key on the question) and the problem fields.
 Mapped = tuple[str | None, dict[str, Any]]
 ToProblem = Callable[[Mapping[str, Any], str], Mapped | None]
 
-FORMATS = {".jsonl": "json", ".json": "json", ".ndjson": "json", ".parquet": "parquet", ".csv": "csv"}
-COMPRESSIONS = (".gz", ".bz2", ".xz", ".zst", ".lz4")
 _NUMBER = re.compile(r"-?(\d+(\.\d*)?|\.\d+)")
-
-
-def file_format(path: str) -> str | None:
-    """The ``datasets`` builder that reads a data file (json, parquet, csv), from its extension."""
-    name = path.lower()
-    for suffix in COMPRESSIONS:
-        name = name.removesuffix(suffix)
-    return next((fmt for ext, fmt in FORMATS.items() if name.endswith(ext)), None)
 
 
 def is_hub_name(path: str) -> bool:
@@ -56,11 +46,18 @@ def load_rows(
 
     path = os.path.expanduser(source.path) if source.path.startswith("~") else source.path
     fmt = file_format(path) if data_format == "auto" else data_format
-    if fmt is not None:
-        return _file_rows(source, path, fmt, what, storage_options)
-    script = _loading_script(path)
+    script = _loading_script(path) if fmt is None else None
     if script is not None:
-        return _file_rows(source, *_script_folder_data(source, path, script, what), what, storage_options)
+        path, fmt = _script_folder_data(source, path, script, what)
+    if fmt is not None:
+        return read_rows(
+            path,
+            what=what,
+            data_format=fmt,
+            split=source.split,
+            streaming=source.streaming,
+            storage_options=storage_options,
+        )
     try:
         if not is_hub_name(path) and not os.path.isdir(path):
             raise ValueError(f"{path} is not a folder, and its format is not one of {sorted(set(FORMATS.values()))}")
@@ -117,63 +114,6 @@ def _script_folder_data(source: DatasetSource, path: str, script: str, what: str
     raise ValueError(f"{what}: {hint}, such as: " + ", ".join(os.path.relpath(f, path) for f in chosen[:10]))
 
 
-def _file_rows(
-    source: DatasetSource, path: str, fmt: str, what: str, storage_options: dict[str, Any] | None
-) -> Iterable[Mapping[str, Any]]:
-    """The rows of data files (a file or glob), read as the configured split whatever their name.
-
-    A failure, or no rows at all, is explained by file and line (see ``file_errors``); a stream,
-    or a text column that is not UTF-8, fails only as the rows are read, so they pass through a check.
-    """
-    import datasets
-
-    try:
-        rows = datasets.load_dataset(
-            fmt,
-            data_files={source.split: path},
-            split=source.split,
-            streaming=source.streaming,
-            storage_options=dict(storage_options) if storage_options else None,  # it adds a key s3fs rejects
-        )
-    except FileNotFoundError as exc:
-        raise FileNotFoundError(f"{what}: {exc}") from exc
-    except Exception as exc:
-        _raise_data_error(path, fmt, what, storage_options, exc)
-    return _checked_rows(rows, path, fmt, what, storage_options)
-
-
-def _checked_rows(
-    rows: Iterable[Mapping[str, Any]], path: str, fmt: str, what: str, storage_options: dict[str, Any] | None
-) -> Iterator[Mapping[str, Any]]:
-    count = 0
-    try:
-        for row in rows:
-            count += 1
-            yield row
-    except Exception as exc:
-        _raise_data_error(path, fmt, what, storage_options, exc)
-    if not count:
-        _raise_data_error(path, fmt, what, storage_options, None)
-
-
-def _raise_data_error(
-    path: str, fmt: str, what: str, storage_options: dict[str, Any] | None, exc: Exception | None
-) -> NoReturn:
-    """Raise what is wrong with the files, by file and line, after ``datasets`` failed on them (or read no rows)."""
-    try:
-        found = find_problem(path, fmt, storage_options)
-    except Exception:  # the files cannot be read again: the first error stands
-        found = None
-    if found:
-        file, problem = found
-        raise ValueError(f"{what}: {problem}" if file == path else f"{what}: {file}: {problem}") from exc
-    if exc is None:
-        raise ValueError(f"{what}: no rows in {path}")
-    if isinstance(exc, ValueError):
-        raise ValueError(f"{what}: {exc}") from exc
-    raise exc
-
-
 def input_identity(source: DatasetSource, storage_options: dict[str, Any] | None = None) -> list[str]:
     """What identifies the input: Hub name, revision, config and split, or every local file's checksum."""
     if is_hub_name(source.path):
@@ -197,8 +137,10 @@ def read_problems(
     storage_options: dict[str, Any] | None = None,
     report: RowReport | None = None,
     id_column: str | None = None,
+    rows: Iterable[Mapping[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Problem rows of ``source``, each raw row mapped by ``to_problem(row, where)``.
+    """Problem rows of ``source``, each raw row (``rows``, else those of :func:`load_rows`) mapped by
+    ``to_problem(row, where)``.
 
     ``to_problem`` returns None for a row the source leaves out, or the row's own id (None to key
     on the question) and its problem fields; a row that does not fit raises :class:`RowError` and
@@ -214,7 +156,8 @@ def read_problems(
     seen_keys: Counter[str] = Counter()
     problems: list[dict[str, Any]] = []
     first_error: RowError | None = None
-    rows = load_rows(source, what=what, data_format=data_format, storage_options=storage_options)
+    if rows is None:
+        rows = load_rows(source, what=what, data_format=data_format, storage_options=storage_options)
     for index, row in enumerate(rows):
         if source.max_rows is not None and len(problems) >= source.max_rows:
             break

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from tracemill.config import Math500Source
+from tracemill.problems.config import Math500Source
 from tracemill.problems.hub import Mapped, column, extra_json, find_column, optional_text, read_problems, text
 from tracemill.problems.rows import RowReport
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from tracemill.config import OpenMathReasoningSource
+from tracemill.problems.config import OpenMathReasoningSource
 from tracemill.problems.hub import Mapped, extra_json, read_problems, text
 from tracemill.problems.rows import RowReport
 

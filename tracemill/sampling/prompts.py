@@ -1,4 +1,5 @@
-"""Versioned prompt templates. Every sample records the template's id: name, version and content hash.
+"""Versioned prompt templates. Every sample records the template's id (name, version and content hash) and
+the prompt exactly as it was sent (:func:`prompt_columns`), which filters and exports read as it is.
 
 A template is text with ``{fields}`` filled from a problem row: ``question``, ``description``
 (empty when the problem has none), ``problem`` (the description, if any, then the question) and
@@ -13,9 +14,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from tracemill.records import OPTION_LETTERS
 from tracemill.teachers.base import Prompt
 
-LETTERS = string.ascii_uppercase
 FIELDS = {"question", "description", "problem", "options"}
 
 
@@ -56,17 +57,31 @@ class PromptTemplate:
         return [*messages, {"role": "user", "content": text}]
 
 
+def prompt_columns(prompt: Prompt) -> dict[str, Any]:
+    """A sample row's record of the prompt it was sent, so later stages never render it again.
+
+    ``prompt``: a completion prompt's text, or a chat prompt's user message(s); ``prompt_messages``: a chat
+    prompt's messages exactly as sent (None for a completion prompt).
+    """
+    if isinstance(prompt, str):
+        return {"prompt": prompt, "prompt_messages": None}
+    return {
+        "prompt": "\n\n".join(m["content"] for m in prompt if m["role"] == "user"),
+        "prompt_messages": [{"role": m["role"], "content": m["content"]} for m in prompt],
+    }
+
+
 def prompt_fields(problem: Mapping[str, Any]) -> dict[str, str]:
     description = problem.get("description") or ""
     question = problem["question"]
     choices = problem.get("choices") or []
-    if len(choices) > len(LETTERS):
-        raise ValueError(f"problem {problem.get('problem_id')}: {len(choices)} choices, at most {len(LETTERS)}")
+    if len(choices) > len(OPTION_LETTERS):
+        raise ValueError(f"problem {problem.get('problem_id')}: {len(choices)} choices, at most {len(OPTION_LETTERS)}")
     return {
         "question": question,
         "description": description,
         "problem": f"{description}\n{question}" if description else question,
-        "options": "\n".join(f"{LETTERS[i]}) {choice}" for i, choice in enumerate(choices)),
+        "options": "\n".join(f"{OPTION_LETTERS[i]}) {choice}" for i, choice in enumerate(choices)),
     }
 
 

@@ -14,7 +14,6 @@ one checkpoint window.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
@@ -26,7 +25,10 @@ from typing import Any
 import pyarrow as pa
 
 from tracemill.records import SAMPLE, to_table
-from tracemill.sampling.prompts import PromptTemplate
+from tracemill.sampling.config import SamplingConfig
+from tracemill.sampling.prompts import PromptTemplate, prompt_columns
+from tracemill.seeds import request_seed
+from tracemill.stage import Logger, Stage, reuse_or_make, shard_summary
 from tracemill.store import Dataset
 from tracemill.teachers.base import (
     PROMPT_TOO_LONG,
@@ -37,13 +39,14 @@ from tracemill.teachers.base import (
     Teacher,
     split_reasoning,
 )
-from tracemill.teachers.config import SamplingConfig
+from tracemill.teachers.factory import Endpoints, no_endpoints, teacher_identity
 
 log = logging.getLogger(__name__)
 
 STAGE = "samples"
 # Bump when a change here changes the rows written for the same config and teacher.
-CODE_VERSION = "sampling-1"
+# sampling-2: rows record the prompt as sent (``prompt``, ``prompt_messages``).
+CODE_VERSION = "sampling-2"
 # Checkpoint parts of a shard live in ``{dataset}/_checkpoints/part-{shard}-stream``.
 CHECKPOINT_TAG = "stream"
 # Failures a rerun would only repeat: their rows are kept, not asked for again.
@@ -90,12 +93,6 @@ class Progress:
     def line(self) -> str:
         eta = "?" if self.eta_s is None else f"{self.eta_s:.0f}s"
         return f"{self.problems_done}/{self.problems_total} problems, {self.tokens_per_s:.0f} tokens/s, ETA {eta}"
-
-
-def request_seed(base_seed: int, problem_id: str) -> int:
-    """The seed of a problem's request; sample ``i`` uses ``request_seed + i``, so reruns reproduce it."""
-    digest = hashlib.sha256(f"{base_seed}\x1f{problem_id}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") >> 2  # < 2**30, leaving room for + sample index
 
 
 def template_for(
@@ -226,7 +223,7 @@ class Sampler:
                 )
             tokens = 0
             for gen in generations:
-                problem.samples[gen.sample_idx] = _row(problem.problem_id, gen, self.teacher.model, problem.template)
+                problem.samples[gen.sample_idx] = _row(problem, gen, self.teacher.model)
                 tokens += gen.completion_tokens or 0
             problem.waiting -= len(generations)
             problem.shard.generated_tokens += tokens
@@ -443,15 +440,16 @@ def sampler_for(
     )
 
 
-def _row(problem_id: str, gen: Generation, teacher: str, template: PromptTemplate) -> dict[str, Any]:
+def _row(problem: _Problem, gen: Generation, teacher: str) -> dict[str, Any]:
     reasoning, response = (None, None)
     if gen.text is not None:
-        reasoning, response = split_reasoning(gen.text, gen.reasoning, template.opens_think)
+        reasoning, response = split_reasoning(gen.text, gen.reasoning, problem.template.opens_think)
     return {
-        "problem_id": problem_id,
+        "problem_id": problem.problem_id,
         "sample_idx": gen.sample_idx,
         "teacher": teacher,
-        "prompt_version": template.id,
+        "prompt_version": problem.template.id,
+        **prompt_columns(problem.prompt),
         "seed": gen.seed,
         "reasoning": reasoning,
         "response": response,
@@ -479,3 +477,53 @@ def account(table: pa.Table, stats: ShardStats) -> ShardStats:
         stats.completion_tokens += row["completion_tokens"] or 0
     stats.too_long = sorted(too_long)
     return stats
+
+
+def samples_stage(config: SamplingConfig, problems: str, endpoints: Endpoints = no_endpoints) -> Stage:
+    """The samples stage of the problems dataset ``problems``; an endpoint teacher is named by its block's settings."""
+    identity = config.identity(teacher_identity(config.teacher, endpoints(config.teacher)))
+    return Stage(STAGE, "sample", CODE_VERSION, identity, (problems,), config)
+
+
+@dataclass(frozen=True)
+class SamplesJob:
+    """Sample one problems shard, resuming from its checkpoints (a :class:`~tracemill.stage.ShardJob`).
+
+    The shard jobs of a run share one ``sampler`` and run at once, so their requests stream into
+    one engine. ``sampler`` builds it (and the engine) on first use, so a run whose shards all exist
+    never loads it.
+    """
+
+    problems: Dataset
+    dataset: Dataset
+    sampler: Callable[[], Sampler]
+
+    @property
+    def outputs(self) -> tuple[Dataset, ...]:
+        return (self.dataset,)
+
+    def run(self, shard: int, force: bool, log: Logger) -> dict[str, Any]:
+        made: list[ShardStats] = []
+
+        def make() -> None:  # the sampler writes the shard itself, from its checkpoints
+            made.append(self.sampler().sample_shard(shard, self.problems.read_shard(shard), self.dataset))
+
+        reuse_or_make(self.outputs, shard, make, force=force, checkpoints=CHECKPOINT_TAG)
+        stats = made[0] if made else account(self.dataset.read_shard(shard), ShardStats())
+        return shard_summary(
+            self.dataset,
+            shard,
+            rows=stats.rows,
+            failed=stats.failed,
+            prompt_tokens=stats.prompt_tokens,
+            completion_tokens=stats.completion_tokens,
+            generated_tokens=stats.generated_tokens,
+            seconds=round(stats.seconds, 3),
+            tokens_per_s=round(stats.tokens_per_s, 1),
+            finish_reasons=dict(stats.finish_reasons),
+            errors=dict(stats.errors),
+            prompt_too_long=stats.too_long,
+            generated_problems=stats.generated_problems,
+            resumed_problems=stats.resumed_problems,
+            checkpoint_parts=stats.checkpoint_parts,
+        )

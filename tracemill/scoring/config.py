@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from tracemill.config import Regex, _Model
+from tracemill.config import Regex, _Model, identity_of
 from tracemill.form import KindPicker
 from tracemill.judging.llm_judge import VERDICT_REGEX
 from tracemill.teachers.base import SamplingParams
@@ -36,6 +36,8 @@ class PoolingEngineConfig(_Model):
 class _PoolingVerifier(_Model):
     """A model with a classification head, served by vLLM's pooling runner."""
 
+    identity_exclude = frozenset({"engine"})  # engine sizing changes how fast, not the scores
+
     name: str = Field(..., min_length=1, max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$", description=_NAME)
     model: str = Field(..., min_length=1, description="Hugging Face model id or local folder of the reward model.")
     dtype: str = Field("auto", description="Weights dtype: auto, bfloat16, float16 or float32.")
@@ -52,10 +54,6 @@ class _PoolingVerifier(_Model):
         "least half of the tokens) and the row is marked truncated.",
     )
     engine: PoolingEngineConfig = Field(default_factory=PoolingEngineConfig, description="Engine sizing.")
-
-    def identity(self) -> dict[str, Any]:
-        """What changes the scores: engine sizing does not."""
-        return self.model_dump(mode="json", exclude={"engine"})
 
     def engine_args(self) -> dict[str, Any]:
         args = {**self.engine.model_dump(), "dtype": self.dtype, "max_model_len": self.max_length}
@@ -105,7 +103,8 @@ class LmJudgeVerifier(_Model):
         )
 
     def identity(self, teacher: dict[str, Any]) -> dict[str, Any]:
-        return {**self.model_dump(mode="json", exclude={"teacher"}), "teacher": teacher}
+        """What decides the verdicts (``teacher``: the judge model's identity)."""
+        return identity_of(self, {"teacher": teacher})
 
 
 VerifierConfig = Annotated[

@@ -11,21 +11,28 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
 
-from tracemill.judging.llm_judge import judge_seed, parse_judgement
+from tracemill.config import identity_of
+from tracemill.judging.llm_judge import parse_judgement
 from tracemill.records import SCORE, to_table
 from tracemill.sampling.prompts import prompt_fields
 from tracemill.scoring.config import (
     LmJudgeVerifier,
     ProcessRewardModelVerifier,
     RewardModelVerifier,
+    ScoresConfig,
     VerifierConfig,
 )
 from tracemill.scoring.pooling import PoolingScorer, encode
+from tracemill.seeds import request_seed
+from tracemill.stage import Logger, Stage, reuse_or_make, shard_summary
+from tracemill.store import Dataset
 from tracemill.teachers.base import SampleRequest, Teacher
+from tracemill.teachers.factory import Endpoints, no_endpoints, teacher_identity
 
 STAGE = "scores"
 CODE_VERSION = "scores-1"
@@ -69,6 +76,43 @@ def steps_of(text: str, separator: str) -> list[str]:
     """The steps of a text: the non-blank parts between separators, each but the last followed by it."""
     parts = [part for part in text.split(separator) if part.strip()]
     return [part + separator for part in parts[:-1]] + parts[-1:]
+
+
+def verifier_identity(verifier: VerifierConfig, endpoints: Endpoints = no_endpoints) -> dict[str, Any]:
+    """What decides a verifier's scores; an endpoint judge is named by its block's URL and model."""
+    if isinstance(verifier, LmJudgeVerifier):
+        return verifier.identity(teacher_identity(verifier.teacher, endpoints(verifier.teacher)))
+    return identity_of(verifier)
+
+
+def scores_stage(config: ScoresConfig, relabel: str, rejudged: str, endpoints: Endpoints = no_endpoints) -> Stage:
+    """The scores stage of the re-judged samples ``rejudged`` (shard-aligned with the relabel dataset ``relabel``)."""
+    identity = {"verifiers": [verifier_identity(v, endpoints) for v in config.verifiers]}
+    return Stage(STAGE, "score", CODE_VERSION, identity, (relabel, rejudged), config)
+
+
+@dataclass(frozen=True)
+class ScoresJob:
+    """Score one shard with every verifier (a :class:`~tracemill.stage.ShardJob`); ``scorers`` builds each
+    verifier's engine or judge on first use, so a run whose shards all exist loads none."""
+
+    relabel: Dataset
+    verdicts: Dataset
+    dataset: Dataset
+    verifiers: Sequence[VerifierConfig]
+    scorers: Scorers
+
+    @property
+    def outputs(self) -> tuple[Dataset, ...]:
+        return (self.dataset,)
+
+    def run(self, shard: int, force: bool, log: Logger) -> dict[str, Any]:
+        def make() -> list[pa.Table]:
+            problems, verdicts = self.relabel.read_shard(shard), self.verdicts.read_shard(shard)
+            return [score_shard(problems, verdicts, self.verifiers, self.scorers)]
+
+        reuse_or_make(self.outputs, shard, make, force=force)
+        return shard_summary(self.dataset, shard)
 
 
 def score_shard(
@@ -147,7 +191,7 @@ def lm_judge_rows(
         if solution is None or not solution.strip():
             continue
         key = f"{sample['problem_id']}/{sample['sample_idx']}"
-        seed = judge_seed(f"{verifier.name}\x1f{key}", verifier.seed)
+        seed = request_seed(verifier.seed, f"{verifier.name}\x1f{key}")
         requests.append(
             SampleRequest(key=key, prompt=lm_judge_prompt(prompt, solution), n=verifier.verdicts_per_sample, seed=seed)
         )

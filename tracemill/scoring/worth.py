@@ -14,8 +14,6 @@ from typing import Any
 
 import pyarrow as pa
 
-COLUMNS = ["verifier", "kind", "problems", "auroc", "best_of_n", "majority_vote", "first_sample", "picks_correct"]
-
 
 def auroc(scores: Sequence[float], labels: Sequence[bool]) -> float | None:
     """Area under the ROC curve (the chance a correct sample outscores a wrong one, ties half); None without both."""
@@ -38,7 +36,8 @@ def auroc(scores: Sequence[float], labels: Sequence[bool]) -> float | None:
 
 
 def worth_table(problems: pa.Table, verdicts: pa.Table, scores: pa.Table) -> list[dict[str, Any]]:
-    """One row per verifier (in ``COLUMNS``): its AUROC, best-of-n, majority, first-sample and pick rates.
+    """One row per verifier (``verifier``, ``kind``, ``problems``, ``auroc``, ``best_of_n``, ``majority_vote``,
+    ``first_sample``, ``picks_correct``): its AUROC, best-of-n, majority, first-sample and pick rates.
 
     ``problems`` needs ``problem_id`` and ``answer_trust``, ``verdicts`` ``problem_id``, ``sample_idx``,
     ``extracted`` and ``correct``, ``scores`` the SCORE fields ``problem_id``, ``sample_idx``, ``verifier``,

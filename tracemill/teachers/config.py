@@ -1,20 +1,53 @@
-"""Configuration of teachers and of the sampling stage (part of the one build config)."""
+"""Configuration of teachers (part of the sampling, judging and scoring configs)."""
 
 from __future__ import annotations
 
-import json
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field
 
 from tracemill.config import _Model
 from tracemill.form import KindPicker
-from tracemill.sampling.prompts import PromptTemplate, templates
-from tracemill.teachers.base import SamplingParams
+
+if TYPE_CHECKING:
+    from tracemill.preflight import Problem
+    from tracemill.teachers.base import Teacher
+    from tracemill.teachers.factory import EndpointSettings
 
 
-class VllmTeacherConfig(_Model):
+class _TeacherConfig(_Model):
+    """What the teacher factory (``tracemill.teachers.factory``) asks of every teacher config."""
+
+    def endpoint_block(self) -> str | None:
+        """The TeacherEndpoint block whose settings (URL, model, key, limits) this teacher needs; None: none."""
+        return None
+
+    def build(self, endpoint: EndpointSettings | None) -> Teacher:
+        """The backend; its module is imported here, so a config loads without the backend's packages."""
+        raise NotImplementedError
+
+    def check(self, endpoint: EndpointSettings | None, label: str) -> Problem | None:
+        """Preflight: is the model or endpoint there (see ``tracemill.preflight``)."""
+        raise NotImplementedError
+
+
+class VllmTeacherConfig(_TeacherConfig):
     """The vLLM offline engine, loaded once per flow run (a GPU worker in production, the CPU build here)."""
+
+    # Engine sizing and prefix caching change how fast, never which tokens a seed draws.
+    identity_exclude = frozenset(
+        {
+            "tensor_parallel_size",
+            "gpu_memory_utilization",
+            "max_num_seqs",
+            "kv_cache_memory_bytes",
+            "enforce_eager",
+            "enable_chunked_prefill",
+            "max_num_batched_tokens",
+            "enable_prefix_caching",
+        }
+    )
+    identity_if_set = frozenset({"kv_cache_dtype", "speculative_method", "speculative_model", "num_speculative_tokens"})
 
     kind: Literal["vllm"] = "vllm"
     model: str = Field(..., min_length=1, description="Hugging Face model id or local folder of the teacher.")
@@ -63,20 +96,15 @@ class VllmTeacherConfig(_Model):
         4, ge=1, le=64, description="Tokens proposed per step by speculative decoding (when it is on)."
     )
 
-    def identity(self) -> dict[str, Any]:
-        """What changes the samples; engine sizing and prefix caching do not (keys appear only when they apply,
-        so the fingerprints of existing stores hold)."""
-        identity: dict[str, Any] = {
-            "kind": self.kind,
-            "model": self.model,
-            "dtype": self.dtype,
-            "max_model_len": self.max_model_len,
-        }
-        if self.kv_cache_dtype != "auto":
-            identity["kv_cache_dtype"] = self.kv_cache_dtype
-        if self.speculative_method is not None:
-            identity["speculative"] = self._speculative_config()
-        return identity
+    def build(self, endpoint: EndpointSettings | None) -> Teacher:
+        from tracemill.teachers.offline import VllmTeacher
+
+        return VllmTeacher(self.model, **self.engine_args())
+
+    def check(self, endpoint: EndpointSettings | None, label: str) -> Problem | None:
+        from tracemill.preflight import check_model
+
+        return check_model(self.model, f"{label} model")
 
     def engine_args(self) -> dict[str, Any]:
         speculative = {"speculative_method", "speculative_model", "num_speculative_tokens"}
@@ -95,8 +123,13 @@ class VllmTeacherConfig(_Model):
         return config
 
 
-class EndpointTeacherConfig(_Model):
+class EndpointTeacherConfig(_TeacherConfig):
     """An OpenAI-compatible endpoint (vllm serve, SGLang, DeepSeek, Together…), named by a TeacherEndpoint block."""
+
+    # The endpoint's URL and model name it (the factory adds them), not the block's name; one request for n
+    # samples is seeded as n requests are (vLLM seeds choice i with seed + i); time limits and retries only
+    # decide when a request fails.
+    identity_exclude = frozenset({"block", "supports_n", "timeout_s", "max_retries"})
 
     kind: Literal["endpoint"] = "endpoint"
     block: str = Field(..., min_length=1, description="Name of the TeacherEndpoint block: URL, model, key, limits.")
@@ -104,99 +137,22 @@ class EndpointTeacherConfig(_Model):
     timeout_s: float = Field(600.0, gt=0, le=86_400, description="Time limit of one request in seconds.")
     max_retries: int = Field(6, ge=0, le=50, description="Retries of a request on 429, 5xx, timeouts and resets.")
 
+    def endpoint_block(self) -> str | None:
+        return self.block
 
-TeacherConfig = Annotated[VllmTeacherConfig | EndpointTeacherConfig, Field(discriminator="kind"), KindPicker()]
+    def build(self, endpoint: EndpointSettings | None) -> Teacher:
+        from tracemill.teachers.endpoint import EndpointTeacher
 
-
-class PromptConfig(_Model):
-    """A user prompt template; ``{question}``, ``{description}``, ``{problem}`` and ``{options}`` are filled in."""
-
-    name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9_.-]+$", description="Template name.")
-    version: int = Field(1, ge=1, le=1_000_000, description="Bump when the text changes meaning.")
-    text: str = Field(..., min_length=1, description="Template text with {fields}.")
-    mode: Literal["chat", "completion"] = Field("chat", description="Chat messages, or raw completion text.")
-    system: str | None = Field(None, description="System message (chat mode).")
-
-    def template(self) -> PromptTemplate:
-        return PromptTemplate(self.name, self.version, self.text, self.mode, self.system)
-
-
-# Fields of SamplingConfig that decide when and how work is sent and saved, never what it is.
-SCHEDULING = frozenset({"checkpoint_every_problems", "checkpoint_every_s", "shards_at_once"})
-
-
-class SamplingConfig(_Model):
-    """The sampling stage: a teacher, a prompt and how many traces per problem."""
-
-    teacher: TeacherConfig = Field(..., description="Which model generates the traces, and where.")
-    prompt: str | None = Field(
-        None, description="Prompt template name (clevr_v1, clevr_v2, math_boxed, choice, r1_think_answer or a custom "
-        "one); empty: each problem's default template."
-    )  # fmt: skip
-    custom_prompts: list[PromptConfig] = Field(default_factory=list, description="Extra prompt templates.")
-    n: int = Field(4, ge=1, le=1024, description="Samples per problem.")
-    temperature: float = Field(0.6, ge=0.0, le=2.0, description="Sampling temperature.")
-    top_p: float = Field(0.95, gt=0.0, le=1.0, description="Nucleus sampling mass.")
-    max_tokens: int = Field(4096, ge=1, le=1_048_576, description="Most tokens generated per sample.")
-    seed: int = Field(
-        0, ge=0, le=2**31 - 1, description="Base seed; each problem's samples derive their seeds from it."
-    )
-    guided_regex: str | None = Field(None, description="Regular expression every sample must match (vLLM).")
-    guided_json: str | None = Field(None, description="JSON schema every sample must match (vLLM), as JSON text.")
-    checkpoint_every_problems: int = Field(
-        64,
-        ge=1,
-        le=1_000_000,
-        description="Checkpoint finished problems every this many (or every checkpoint_every_s): a crash redoes at "
-        "most this window.",
-    )
-    checkpoint_every_s: float = Field(
-        60.0, gt=0.0, le=86_400.0, description="Checkpoint finished problems at least this often, in seconds."
-    )
-    shards_at_once: int = Field(
-        4,
-        ge=1,
-        le=1024,
-        description="Shards of a run whose requests stream into the teacher together (more: a fuller queue, "
-        "more memory).",
-    )
-    max_failed_share: float = Field(
-        0.05, ge=0.0, le=1.0, description="A shard fails when more than this share of its requests failed for good."
-    )
-
-    @field_validator("guided_json")
-    @classmethod
-    def _json_schema(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                json.loads(value)
-            except ValueError as exc:
-                raise ValueError(f"guided_json is not valid JSON: {exc}") from exc
-        return value
-
-    @model_validator(mode="after")
-    def _known_prompt(self) -> SamplingConfig:
-        if self.prompt is not None and self.prompt not in self.templates():
-            raise ValueError(f"unknown prompt template {self.prompt!r}; known: {sorted(self.templates())}")
-        return self
-
-    def templates(self) -> dict[str, PromptTemplate]:
-        return templates(p.template() for p in self.custom_prompts)
-
-    def params(self) -> SamplingParams:
-        return SamplingParams(
-            n=self.n,
-            temperature=self.temperature,
-            top_p=self.top_p,
-            max_tokens=self.max_tokens,
-            guided_regex=self.guided_regex,
-            guided_json=json.loads(self.guided_json) if self.guided_json else None,
+        assert endpoint is not None  # the factory checks
+        return EndpointTeacher(
+            **vars(endpoint), timeout_s=self.timeout_s, max_retries=self.max_retries, supports_n=self.supports_n
         )
 
-    def identity(self, teacher: dict[str, Any]) -> dict[str, Any]:
-        """The part of the config that decides the samples: checkpointing, concurrency and failure bound do not."""
-        return {
-            **self.model_dump(mode="json", exclude={"teacher", *SCHEDULING, "max_failed_share"}),
-            "templates": {name: t.id for name, t in sorted(self.templates().items())},
-            "teacher": teacher,
-        }
+    def check(self, endpoint: EndpointSettings | None, label: str) -> Problem | None:
+        from tracemill.preflight import check_endpoint
+
+        assert endpoint is not None  # the factory checks
+        return check_endpoint(endpoint.base_url, endpoint.model, endpoint.api_key, label)
+
+
+TeacherConfig = Annotated[VllmTeacherConfig | EndpointTeacherConfig, Field(discriminator="kind"), KindPicker()]

@@ -16,9 +16,9 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import openai
 
@@ -36,7 +36,6 @@ from tracemill.teachers.ratelimit import Limiter, RateLimiter
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 
 # Error kinds a Generation may carry.
 RATE_LIMITED = "rate_limited"
@@ -304,11 +303,6 @@ class EndpointTeacher:
             future.cancel()
             raise
 
-    async def agenerate(self, requests: Sequence[SampleRequest], params: SamplingParams) -> list[list[Generation]]:
-        """Awaitable from any event loop; the requests still run on the teacher's own loop."""
-        self._check(requests)
-        return await self._on_loop(self._generate(requests, params))
-
     def close(self) -> None:
         """Close the HTTP client and stop the background loop; a later call starts them afresh."""
         with self._start_lock:
@@ -344,9 +338,6 @@ class EndpointTeacher:
                 self._limiter = self._make_limiter()
                 self._client = None
             return self._loop
-
-    async def _on_loop(self, coro: Coroutine[Any, Any, T]) -> T:
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self._ensure_loop()))
 
     def _get_client(self) -> openai.AsyncOpenAI:
         if self._client is None:  # made on the teacher's loop, whose connections it keeps

@@ -7,8 +7,8 @@ from collections import Counter
 
 import pytest
 
-from tracemill.config import GpqaSource, MmluProSource, MmluSource
 from tracemill.problems.choice import read_gpqa, read_mmlu, read_mmlu_pro
+from tracemill.problems.config import GpqaSource, MmluProSource, MmluSource
 from tracemill.records import PROBLEM, problem_id, to_table
 
 MMLU = [

@@ -16,9 +16,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tracemill.problems.clevr_questions import FAMILIES, generate_counting_questions, procedural_problems
+from tracemill.problems import stage as problems
+from tracemill.problems.clevr_questions import TEMPLATES, generate_counting_questions, procedural_problems
 from tracemill.problems.clevr_scenes import derived_rng, generate_scene, project
+from tracemill.problems.config import ClevrProceduralSource
 from tracemill.records import PROBLEM, to_table
+from tracemill.store import Store
 
 SEED = 20240611
 NUM_SCENES = 500
@@ -266,7 +269,7 @@ def test_question_format(questions: list) -> None:
 
 def test_every_family_appears(questions: list) -> None:
     families = Counter(q["family"] for _, generated in questions for q in generated)
-    assert set(families) == set(FAMILIES)
+    assert set(families) == set(TEMPLATES)
     assert min(families.values()) >= 50
 
 
@@ -336,3 +339,31 @@ def test_shuffled_descriptions() -> None:
     for a, b in zip(plain, shuffled, strict=True):
         assert sorted(a["description"].splitlines()) == sorted(b["description"].splitlines())
         assert a["question"] == b["question"] and a["problem_id"] == b["problem_id"]
+
+
+def test_max_problems_is_a_seeded_sample_of_the_full_build(tmp_path) -> None:
+    store = Store(str(tmp_path))
+    full = ClevrProceduralSource(num_scenes=30, scenes_per_shard=8, questions_per_scene=2, seed=5)
+
+    def build(source: ClevrProceduralSource) -> list[list[dict[str, Any]]]:
+        return [problems.build_shard(source, i, store).to_pylist() for i in range(problems.num_shards(source, store))]
+
+    every = [row for shard in build(full) for row in shard]
+    assert len(every) > 50
+    trial = full.model_copy(update={"max_problems": 50, "sample_seed": 1})
+    shards = build(trial)
+    # Cut into shards of a full shard's most problems (8 scenes x 3 questions); the same rows as the full build.
+    assert [len(shard) for shard in shards] == [24, 24, 2]
+    picked = [row for shard in shards for row in shard]
+    assert [every.index(row) for row in picked] == sorted(every.index(row) for row in picked)
+    other = [row["problem_id"] for shard in build(trial.model_copy(update={"sample_seed": 2})) for row in shard]
+    assert len(other) == 50 and set(other) != {row["problem_id"] for row in picked}
+    assert build(trial) == shards  # read again (only the latest source is kept): the same seed, the same problems
+    assert [row for shard in build(full.model_copy(update={"max_problems": 1000})) for row in shard] == every
+
+    # Not set, the new fields leave the fingerprint of existing builds as it was; set, they make a new dataset.
+    assert problems.stage_fingerprint(full.model_copy(update={"sample_seed": 0}), store) == problems.stage_fingerprint(
+        full, store
+    )
+    assert problems.stage_fingerprint(trial, store) != problems.stage_fingerprint(full, store)
+    assert problems.row_report(trial, store)["skipped"] == {}

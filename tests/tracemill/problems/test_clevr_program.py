@@ -11,7 +11,6 @@ from tracemill.problems.clevr_program import (
     execute,
     family_of,
     format_answer,
-    is_counting,
     normalize_program,
 )
 
@@ -255,21 +254,6 @@ def test_malformed_programs_name_the_node(program: list, message: str) -> None:
 def test_a_program_must_end_in_an_answer() -> None:
     with pytest.raises(ProgramError, match="gives objects"):
         run(n("scene"), n("filter_color", [0], ["red"]))
-
-
-def test_is_counting() -> None:
-    assert is_counting([n("scene"), n("filter_color", [0], ["red"]), n("count", [1])])
-    compact = [{"type": "scene", "inputs": []}, {"type": "filter_count", "inputs": [0], "side_inputs": []}]
-    assert is_counting(compact)
-    # "Are there fewer cubes than metal things?" and "Is the number of cubes the same as …?" mention counts
-    # but answer yes/no.
-    compare = [n("scene"), n("filter_shape", [0], ["cube"]), n("count", [1]), n("scene"), n("count", [3])]
-    assert not is_counting([*compare, n("less_than", [2, 4])])
-    assert not is_counting([*compare, n("greater_than", [2, 4])])
-    assert not is_counting([*compare, n("equal_integer", [2, 4])])
-    assert not is_counting([n("scene"), n("filter_color", [0], ["red"]), n("exist", [1])])
-    sphere = [n("scene"), n("filter_shape", [0], ["sphere"]), n("unique", [1])]
-    assert not is_counting([*sphere, n("query_color", [2])])
 
 
 def test_family_of() -> None:

@@ -8,7 +8,7 @@ import fsspec
 import pytest
 from pydantic import ValidationError
 
-from tracemill.config import FileFields, FileSource
+from tracemill.problems.config import FileFields, FileSource
 from tracemill.problems.files import read_files
 from tracemill.problems.rows import RowReport
 from tracemill.records import PROBLEM, problem_id, to_table

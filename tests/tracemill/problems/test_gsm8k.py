@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tracemill.config import Gsm8kSource
+from tracemill.problems.config import Gsm8kSource
 from tracemill.problems.gsm8k import read_gsm8k
 from tracemill.records import problem_id
 

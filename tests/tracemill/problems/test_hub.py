@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from tracemill.config import Gsm8kSource, Math500Source
 from tracemill.problems import hub
 from tracemill.problems import stage as problems
+from tracemill.problems.config import Gsm8kSource, Math500Source
 from tracemill.problems.gsm8k import read_gsm8k
 from tracemill.records import problem_id
 from tracemill.store import Store
+from tracemill.user_files import file_format
 
 ROWS = [
     {"question": f"What is {i} + {i}?", "answer": f"{i} + {i} = {2 * i}\n#### {2 * i:,}"} for i in range(0, 1000, 10)
@@ -17,7 +18,7 @@ ROWS = [
 
 
 def test_formats_and_hub_names(tmp_path):
-    assert [hub.file_format(p) for p in ("a.jsonl", "a.JSON", "s3://b/a.parquet", "a.csv.gz", "a.txt", "org/ds")] == [
+    assert [file_format(p) for p in ("a.jsonl", "a.JSON", "s3://b/a.parquet", "a.csv.gz", "a.txt", "org/ds")] == [
         "json",
         "json",
         "parquet",

@@ -2,8 +2,9 @@
 
 The fixtures in ``fixtures/`` are written by us in the layouts that circulate: GPQA's original CSV
 (capitalised headers, multi-line quoted questions, the correct answer always first), copies with
-one column per option letter or the options inside the question, MMLU-Pro's jsonl with a row whose
-answer letter and index disagree, GSM8K copies with a bare number, MATH-500 without ``unique_id``.
+one column per option letter or the options inside the question, MMLU's original release (headerless
+CSV files per subject), MMLU-Pro's jsonl with a row whose answer letter and index disagree, GSM8K
+copies with a bare number, MATH-500 without ``unique_id``.
 """
 
 from __future__ import annotations
@@ -15,12 +16,21 @@ from pathlib import Path
 
 import pytest
 
-from tracemill.config import FileFields, FileSource, GpqaSource, Gsm8kSource, Math500Source, MmluProSource, MmluSource
 from tracemill.problems.choice import read_gpqa, read_mmlu, read_mmlu_pro, split_options
+from tracemill.problems.config import (
+    FileFields,
+    FileSource,
+    GpqaSource,
+    Gsm8kSource,
+    Math500Source,
+    MmluProSource,
+    MmluSource,
+)
 from tracemill.problems.files import read_files
 from tracemill.problems.gsm8k import read_gsm8k
 from tracemill.problems.math500 import read_math500
 from tracemill.problems.rows import DUPLICATE, RowReport
+from tracemill.problems.source import SOURCES
 from tracemill.records import problem_id
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -76,6 +86,57 @@ def test_mmlu_options_as_letter_columns():
         ("Which gas do plants take in?", ["Oxygen", "Carbon dioxide", "Helium", "Neon"], "B"),
         ("What is 2 + 2?", ["3", "4", "5", "22"], "B"),
     ]
+
+
+ORIGINAL_MMLU = FIXTURES / "mmlu_original" / "data"
+
+
+def test_mmlu_original_csv_release(write_rows):
+    # hendrycks/test's data/: headerless `{subject}_{split}.csv` files, fields quoted as pandas writes them.
+    report = RowReport()
+    rows = read_mmlu(MmluSource(path=str(ORIGINAL_MMLU)), report=report)
+    by_question = {r["question"]: r for r in rows}
+    assert [r["subject"] for r in rows] == ["elementary_mathematics"] * 3 + ["high_school_computer_science"] * 4
+    # Quoted commas, doubled quotes, an option "None" that stays text, newlines inside a question and in options.
+    quoted = by_question['In Python 3, which call turns the text "42" into a whole number?']
+    assert quoted["choices"] == ["int(s)", "str(s, 10)", "list(s)", "None"] and quoted["answer"] == "A"
+    assert "\n   ° Each score is a whole number\n" in rows[4]["question"]
+    assert by_question["Which code segment displays the numbers 1, 2 and 3?"]["choices"][:2] == [
+        "FOR i FROM 1 TO 3\n DISPLAY i",
+        "FOR i FROM 0 TO 3\n DISPLAY i",
+    ]
+    assert by_question["What is 6 × 9?"]["choices"] == ["52", "54", "56", "63"]  # numbers stay text
+    # The last field is a letter naming a position, even where the options are letters themselves.
+    letters = by_question["Which letter comes right after A in the alphabet?"]
+    assert letters["choices"] == ["B", "C", "D", "A"] and letters["answer"] == "A"
+    # The question repeated under another subject and the row with an empty option are skipped, counted, named.
+    assert report.skipped == Counter({DUPLICATE: 1, "field 'D' is empty": 1})
+    assert report.examples["skipped: field 'D' is empty"].endswith(
+        "data): row 8 (file high_school_computer_science_test.csv line 12)"
+    )
+    # The same problem ids as a Hub copy of the same rows, so switching copies keeps a build's problems.
+    hub = {"question": "What is 6 × 9?", "subject": "elementary_mathematics", "choices": ["52", "54", "56", "63"]}
+    hub_rows = read_mmlu(MmluSource(path=str(write_rows("hub/test.parquet", [{**hub, "answer": 1}]))))
+    assert hub_rows[0]["problem_id"] == by_question["What is 6 × 9?"]["problem_id"]
+    assert hub_rows[0]["answer"] == "B"
+
+
+def test_mmlu_original_csv_split_subject_and_single_file(tmp_path):
+    dev = read_mmlu(MmluSource(path=str(ORIGINAL_MMLU), split="dev"))
+    assert [(r["question"], r["answer"], r["split"]) for r in dev] == [("What is 2 + 3?", "B", "dev")]
+    # In a folder, `config` names one subject; `all` (the default) reads every one.
+    one = read_mmlu(MmluSource(path=str(ORIGINAL_MMLU), config="elementary_mathematics"))
+    assert len(one) == 3 and {r["subject"] for r in one} == {"elementary_mathematics"}
+    # One file: the subject is its name less `_test.csv`.
+    file = ORIGINAL_MMLU / "test" / "high_school_computer_science_test.csv"
+    rows = read_mmlu(MmluSource(path=str(file)))
+    assert len(rows) == 5 and {r["subject"] for r in rows} == {"high_school_computer_science"}
+    assert len(read_mmlu(MmluSource(path=str(ORIGINAL_MMLU / "test" / "*_test.csv")))) == 7  # a glob
+    # A row with a field too many or too few is a file error, by file and line.
+    broken = tmp_path / "virology_test.csv"
+    broken.write_text('"Which cell, of these, is a virus?",A,B,C,D,A\nWhat is a capsid?,a shell,a gene,C\n')
+    with pytest.raises(ValueError, match=r"virology_test\.csv line 2: 4 fields; expected 6"):
+        read_mmlu(MmluSource(path=str(broken)))
 
 
 def test_mmlu_pro_options_called_choices(write_rows):
@@ -201,3 +262,9 @@ def test_snapshot_folder_with_a_loading_script_reads_its_data_files(tmp_path):
     assert len(rows) == 3 and rows[0]["problem_id"] == problem_id("gpqa", "recA1b2C3d4E5f6G7h")
     with pytest.raises(ValueError, match=r"no longer runs loading scripts \(gpqa\.py\).*gpqa_diamond\.csv"):
         read_gpqa(GpqaSource(path=str(folder), config="gpqa_extended"))
+
+
+def test_every_source_takes_a_seeded_max_problems():
+    # A trial build of 50 problems works on any source: each has max_problems with its sample_seed.
+    lacking = [kind for kind, cls in SOURCES.items() if not {"max_problems", "sample_seed"} <= set(cls.model_fields)]
+    assert lacking == []

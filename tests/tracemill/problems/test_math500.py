@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tracemill.config import Math500Source
+from tracemill.problems.config import Math500Source
 from tracemill.problems.math500 import read_math500
 from tracemill.records import PROBLEM, problem_id, to_table
 

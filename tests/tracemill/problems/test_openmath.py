@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tracemill.config import OpenMathReasoningSource
+from tracemill.problems.config import OpenMathReasoningSource
 from tracemill.problems.openmath import read_openmathreasoning
 from tracemill.records import problem_id
 

@@ -16,7 +16,8 @@ import pytest
 
 from tests.fake_openai import FakeOpenAI, Received, Reply, echo, prompt_of, worst_excess
 from tracemill.sampling.prompts import PromptTemplate
-from tracemill.sampling.stage import Sampler, SamplingFailedError, request_seed
+from tracemill.sampling.stage import Sampler, SamplingFailedError
+from tracemill.seeds import request_seed
 from tracemill.store import Store
 from tracemill.teachers.base import SampleRequest, SamplingParams
 from tracemill.teachers.endpoint import EndpointTeacher, parse_retry_after
@@ -300,19 +301,39 @@ def test_failures_within_the_bound_stay_as_error_rows(server, make_teacher, prob
     assert (stats.failed, dict(stats.errors)) == (2, {"bad_request": 2})
 
 
+def test_sample_rows_record_the_prompt_exactly_as_sent(server, make_teacher, problem_table, tmp_path):
+    """Chat messages (with the system message) and completion text, as the server received them."""
+    chat = PromptTemplate("chat", 1, "Solve: {question}", system="Be brief.")
+    completion = PromptTemplate("done", 1, "Q: {question}\nA: <think>", mode="completion")
+    for template in (chat, completion):
+        server.reset()
+        table, _ = _sample(problem_table(3), make_teacher(), tmp_path / template.name, n=2, template=template)
+        sent = {r.body["seed"]: r.body for r in server.received}  # one request per problem: its first seed
+        for row in table.to_pylist():
+            body = sent[request_seed(0, row["problem_id"])]
+            assert row["prompt_version"] == template.id
+            if template is chat:
+                user = f"Solve: {_question(row['problem_id'])}"
+                expected = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": user}]
+                assert row["prompt_messages"] == body["messages"] == expected and row["prompt"] == user
+            else:
+                assert row["prompt_messages"] is None and "messages" not in body
+                assert row["prompt"] == body["prompt"] == f"Q: {_question(row['problem_id'])}\nA: <think>"
+
+
 def _question(problem_id: str) -> str:
     return f"How many {problem_id[1:]}?"  # conftest's problem_table
 
 
-def _sample(problems, teacher, tmp_path, *, n, every=64, max_failed_share=0.0):
+def _sample(problems, teacher, tmp_path, *, n, every=64, max_failed_share=0.0, template=PLAIN):
     """Sample shard 0 through a Sampler; returns the written shard and its statistics."""
     dataset = Store(str(tmp_path)).dataset("samples", "fp", "sample")
     params = SamplingParams(n=n, temperature=1.0, max_tokens=64)
     with Sampler(
         teacher,
         params,
-        templates={"plain": PLAIN},
-        prompt="plain",
+        templates={template.name: template},
+        prompt=template.name,
         base_seed=0,
         max_failed_share=max_failed_share,
         checkpoint_every_problems=every,

@@ -5,8 +5,12 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from tracemill.sampling.config import SamplingConfig
 from tracemill.sampling.stage import Progress, Sampler
-from tracemill.teachers.config import SamplingConfig, VllmTeacherConfig
+from tracemill.teachers.config import EndpointTeacherConfig, VllmTeacherConfig
+from tracemill.teachers.endpoint import EndpointTeacher
+from tracemill.teachers.factory import EndpointSettings, build_teacher, teacher_identity
+from tracemill.teachers.ratelimit import RateLimiter
 
 
 def _config(**teacher) -> SamplingConfig:
@@ -15,7 +19,7 @@ def _config(**teacher) -> SamplingConfig:
 
 def test_the_identity_of_existing_stores_holds():
     """Defaults add no keys, so samples written before these settings keep their fingerprint."""
-    assert _config().identity(_config().teacher.identity()) == {
+    assert _config().identity(teacher_identity(_config().teacher)) == {
         "prompt": None, "custom_prompts": [], "n": 4, "temperature": 0.6, "top_p": 0.95, "max_tokens": 4096,
         "seed": 0, "guided_regex": None, "guided_json": None,
         "templates": {name: t.id for name, t in sorted(_config().templates().items())},
@@ -24,7 +28,7 @@ def test_the_identity_of_existing_stores_holds():
 
 
 def test_only_settings_that_change_output_change_the_identity():
-    base = _config().teacher.identity()
+    base = teacher_identity(_config().teacher)
     same = [
         _config(enable_prefix_caching=False, max_num_seqs=512),
         SamplingConfig(
@@ -37,12 +41,44 @@ def test_only_settings_that_change_output_change_the_identity():
         ),
     ]
     for config in same:
-        assert config.identity(config.teacher.identity()) == _config().identity(base)
-    assert _config(kv_cache_dtype="fp8").teacher.identity()["kv_cache_dtype"] == "fp8"
-    eagle = _config(speculative_method="eagle3", speculative_model="draft", num_speculative_tokens=3).teacher
-    assert eagle.identity()["speculative"] == {"method": "eagle3", "num_speculative_tokens": 3, "model": "draft"}
-    # num_speculative_tokens alone (speculation off) changes nothing
-    assert _config(num_speculative_tokens=8).teacher.identity() == base
+        assert config.identity(teacher_identity(config.teacher)) == _config().identity(base)
+    assert teacher_identity(_config(kv_cache_dtype="fp8").teacher)["kv_cache_dtype"] == "fp8"
+    eagle = teacher_identity(_config(speculative_method="eagle3", speculative_model="draft").teacher)
+    assert {k: v for k, v in eagle.items() if k not in base} == {
+        "speculative_method": "eagle3",
+        "speculative_model": "draft",
+    }
+
+
+def test_an_endpoint_is_named_by_its_url_and_model_not_its_block_or_limits():
+    config = EndpointTeacherConfig(block="deepseek")
+    endpoint = EndpointSettings(base_url="https://api.example/v1", model="r1", api_key="sk-secret")
+    identity = {"kind": "endpoint", "base_url": "https://api.example/v1", "model": "r1"}
+    assert teacher_identity(config, endpoint) == identity
+    slower = EndpointSettings(base_url="https://api.example/v1", model="r1", max_concurrency=1, requests_per_minute=5)
+    assert teacher_identity(config.model_copy(update={"block": "other", "timeout_s": 5.0}), slower) == identity
+    assert teacher_identity(config, EndpointSettings(base_url="https://api.example/v1", model="r2")) != identity
+    assert "sk-secret" not in repr(endpoint)
+    with pytest.raises(ValueError, match="names the endpoint block 'deepseek'"):
+        teacher_identity(config)
+    with pytest.raises(ValueError, match="takes no endpoint settings"):
+        build_teacher(VllmTeacherConfig(model="m"), endpoint)
+
+
+def test_the_factory_builds_an_endpoint_teacher_from_plain_settings():
+    limiter = RateLimiter(None, None)
+    endpoint = EndpointSettings(
+        base_url="http://127.0.0.1:1/v1", model="r1", api_key="k", max_concurrency=3, limiter=lambda: limiter
+    )
+    teacher = build_teacher(EndpointTeacherConfig(block="b", supports_n=True, timeout_s=9.0, max_retries=2), endpoint)
+    assert isinstance(teacher, EndpointTeacher)
+    assert (teacher.base_url, teacher.model, teacher.max_concurrency, teacher.timeout_s) == (
+        endpoint.base_url,
+        "r1",
+        3,
+        9.0,
+    )
+    assert (teacher.max_retries, teacher.supports_n, teacher._make_limiter()) == (2, True, limiter)
 
 
 def test_engine_arguments_name_vllm_settings():
