@@ -16,7 +16,7 @@ from flows.cli import main as tracemill_main
 pytestmark = pytest.mark.prefect  # `tracemill run` and `python -m flows.problems` start Prefect's temporary server
 
 ROOT = Path(__file__).parents[2]
-MMLU_PRO = ROOT / "tests" / "tracemill" / "sources" / "fixtures" / "mmlu_pro_test.jsonl"
+MMLU_PRO = ROOT / "tests" / "tracemill" / "problems" / "fixtures" / "mmlu_pro_test.jsonl"
 ERROR = (
     "mmlu_pro ({path}): row 2 (question_id 3983): answer letter and answer_index disagree "
     "(the letter is kept): answer 'C', answer_index 3"
