@@ -9,6 +9,7 @@ from pathlib import Path
 import datasets
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from prefect.client.schemas.sorting import ArtifactSort
 
 from flows import scores as scores_flow
 from flows.build import build_dataset
@@ -53,9 +54,11 @@ def test_build_scores_every_sample_and_exports_weaver_columns(
     assert "## What the verifiers are worth" in card
     assert all(re.search(rf"\| {name} \| {kind} \| \d+ \|", card) for name, kind in
                [("rm", "reward_model"), ("prm", "process_reward_model"), ("judge", "lm_judge")])  # fmt: skip
-    with get_client(sync_client=True) as client:  # the scores subflow's artifact
+    with get_client(sync_client=True) as client:  # the scores subflow's artifact: the newest (other builds made some)
         [artifact] = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["verifier-worth"])), limit=1
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["verifier-worth"])),
+            sort=ArtifactSort.CREATED_DESC,
+            limit=1,
         )
     worth = str(artifact.data)
     assert all(name in worth for name in ("rm", "prm", "judge"))
