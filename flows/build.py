@@ -165,7 +165,7 @@ def sample_on_gpu_pool(config: BuildConfig, problems: str, force: bool) -> str:
         state = _wait(run_id)
         if not state.is_completed():
             raise RuntimeError(f"sampling run {run_id} for shards {chunk} ended {state.name}: {state.message}")
-    missing = commit(stage, [dataset], total, force=force)
+    missing = commit(stage, [dataset], total, force=force, partial=True)
     if missing:
         raise RuntimeError(f"sampling runs completed but shards {missing} of {dataset.uri} are missing")
     return dataset.uri

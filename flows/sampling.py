@@ -131,7 +131,7 @@ def sample_problems(
         ],
         description=f"Samples per shard of {dataset.uri}",
     )
-    commit(stage, [dataset], total, force=force)  # by whichever run sees the last shard written
+    commit(stage, [dataset], total, force=force, partial=True)  # by whichever run sees the last shard written
     return dataset.uri
 
 

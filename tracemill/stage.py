@@ -122,16 +122,22 @@ def commit(
     num_shards: int,
     *,
     force: bool = False,
+    partial: bool = False,
     metadata: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None = None,
 ) -> list[int]:
     """Write each output's manifest, last, once all ``num_shards`` shards exist; returns the shards still missing.
 
-    A current manifest is kept unless forced. Several runs may write one dataset's shards (sampling
-    chunks on the GPU pool): whichever sees the last shard written commits. ``metadata`` (what the
+    A current manifest is kept unless forced. A shard still missing is an error, since the caller has
+    just made them all, unless ``partial``: several runs may write one dataset's shards (sampling
+    chunks on the GPU pool), and whichever sees the last shard written commits. ``metadata`` (what the
     stage records beside its rows), when a function, is only called when a manifest is written.
     """
     present = [set(dataset.shard_sizes()) for dataset in outputs]
     missing = sorted({i for shards in present for i in range(num_shards) if i not in shards})
+    if missing and not partial:
+        raise RuntimeError(
+            f"{outputs[0].uri}: shard(s) {missing} of {num_shards} are missing, so it cannot be committed"
+        )
     stale = [dataset for dataset in outputs if force or not dataset.is_current()]
     if missing or not stale:
         return missing

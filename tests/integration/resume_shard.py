@@ -159,7 +159,9 @@ def main() -> None:
                     lambda s: sample_shard.fn(SamplesJob(problems, samples, lambda: sampler), s), range(args.shards)
                 )
             )
-        missing = commit(Stage(STAGE, "sample", CODE_VERSION, cfg, (PROBLEMS_FP,)), [samples], args.shards)
+        missing = commit(
+            Stage(STAGE, "sample", CODE_VERSION, cfg, (PROBLEMS_FP,)), [samples], args.shards, partial=True
+        )
         assert not missing, missing
     finally:
         close = getattr(teacher, "close", None)
